@@ -1,0 +1,99 @@
+"""campaign: social media campaigns and vacancy alerts for careers services, run as experiments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_wtf.csrf import CSRFProtect
+
+from campaign.config import Settings, check_production_safety, load_settings
+from campaign.crypto import CredentialBox
+from campaign.db import make_engine, make_session_factory
+from campaign.services.accounts import ThrottlePolicy
+from campaign.services.passwords import make_hasher
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Assemble the app: settings, database, security, blueprints. Nothing runs at import."""
+    settings = config if isinstance(config, Settings) else load_settings(dict(config or {}))
+    check_production_safety(settings)
+
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        instance_path=str(Path(settings.app.instance_path).resolve()),
+    )
+    app.config.update(
+        SECRET_KEY=settings.app.secret_key,
+        DEBUG=settings.app.debug,
+        TESTING=settings.app.env == "testing",
+        SESSION_COOKIE_SECURE=settings.security.session_cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="campaign_session",
+        REMEMBER_COOKIE_SECURE=settings.security.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.security.session_lifetime_hours),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+    )
+    _attach_state(app, settings)
+    _register_web(app, settings)
+    return app
+
+
+def _attach_state(app: Flask, settings: Settings) -> None:
+    from campaign.web.context import AppState
+
+    if settings.database_url.startswith("sqlite"):
+        Path(settings.app.instance_path).mkdir(parents=True, exist_ok=True)
+    engine = make_engine(
+        settings.database_url,
+        echo=settings.database.echo,
+        busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+    )
+    keys = settings.security.encryption_keys
+    app.extensions["campaign"] = AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        hasher=make_hasher(settings.security.argon2_time_cost, settings.security.argon2_memory_kib),
+        credentials=CredentialBox(keys) if keys else CredentialBox.for_development(settings.app.secret_key),
+        throttle=ThrottlePolicy(
+            max_failures=settings.security.login_max_failures,
+            max_failures_per_ip=settings.security.login_max_failures_per_ip,
+            window=dt.timedelta(seconds=settings.security.login_window_seconds),
+        ),
+    )
+
+
+def _register_web(app: Flask, settings: Settings) -> None:
+    from campaign.web import api, auth, main, settings as settings_views
+    from campaign.web.api.errors import install_error_handlers
+    from campaign.web.context import close_session
+    from campaign.web.filters import install_template_helpers
+    from campaign.web.security import install_security_headers
+
+    csrf.init_app(app)
+    auth.login_manager.init_app(app)
+    install_security_headers(app, hsts=settings.is_production)
+    install_error_handlers(app)
+    install_template_helpers(app)
+    app.teardown_appcontext(close_session)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(settings_views.bp)
+    csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+    app.register_blueprint(api.bp)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")

@@ -1,0 +1,184 @@
+"""The `campaign` command: a Flask CLI group bound to the app factory."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from campaign import create_app
+from campaign.config import ConfigError
+from campaign.db import utcnow
+from campaign.models import Role
+from campaign.services import ServiceError, accounts, demo, tokens
+from campaign.services.organisations import get_organisation_by_slug
+from campaign.web.context import AppState, state
+
+
+def _app_state() -> AppState:
+    return state(current_app)
+
+
+def _fail(message: str) -> None:
+    """A user error: one line on stderr, exit code 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _make_app() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise
+
+
+@click.group(cls=FlaskGroup, create_app=_make_app, add_version_option=False, load_dotenv=False)
+def cli() -> None:
+    """Social media campaigns and vacancy alerts for careers services."""
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Interface to listen on (default from [server] host).")
+@click.option("--port", type=int, default=None, help="Port (default from [server] port).")
+@click.option("--no-worker", is_flag=True, help="Serve the web app only; run `campaign worker` separately.")
+@with_appcontext
+def serve(host: str | None, port: int | None, no_worker: bool) -> None:
+    """Serve the app with a production WSGI server (waitress), plus the embedded worker."""
+    from waitress import serve as waitress_serve
+
+    from campaign.worker.scheduler import build_scheduler
+
+    app, st = current_app._get_current_object(), _app_state()  # type: ignore[attr-defined]
+    host = host or st.settings.server.host
+    port = port or st.settings.server.port
+    scheduler = None
+    if not no_worker:
+        scheduler = build_scheduler(st, blocking=False)
+        scheduler.start()
+    click.echo(f"campaign is serving at http://{host}:{port} (worker: {'off' if no_worker else 'on'})")
+    try:
+        waitress_serve(app, host=host, port=port, threads=st.settings.server.threads, ident="campaign")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@cli.command("worker")
+@with_appcontext
+def worker() -> None:
+    """Run the worker only: ticks for dispatch, reaping, reconciliation, feeds and metrics."""
+    from campaign.worker.scheduler import build_scheduler
+
+    scheduler = build_scheduler(_app_state(), blocking=True)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, _stop)
+    click.echo("campaign worker started; stop with Ctrl-C")
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the configured database to the latest schema (Alembic)."""
+    from campaign.migrate import upgrade
+
+    upgrade(_app_state().settings.database_url, revision)
+    click.echo(f"database is at {revision}")
+
+
+@cli.command("demo")
+@click.option("--if-empty", is_flag=True, help="Only load when the database has no organisation yet.")
+@with_appcontext
+def demo_command(if_empty: bool) -> None:
+    """Load the demo organisation (idempotent) and print its logins."""
+    from sqlalchemy import select
+
+    from campaign.models import Organisation
+
+    st = _app_state()
+    with st.session_factory.begin() as session:
+        if if_empty and session.scalar(select(Organisation.id).limit(1)) is not None:
+            if session.scalar(select(Organisation.id).where(Organisation.slug == demo.DEMO_SLUG)) is None:
+                click.echo("the database already holds organisations; demo not loaded")
+                return
+        _org, created = demo.load_demo(session, st.hasher, utcnow())
+    click.echo("demo organisation loaded" if created else "demo organisation already present")
+    click.echo("Demo logins (organisation 'demo'):")
+    for login in demo.DEMO_LOGINS:
+        click.echo(f"  {login.role:<8} {login.email:<24} password: {login.password}")
+
+
+@cli.group("users")
+def users_group() -> None:
+    """Manage users."""
+
+
+@users_group.command("create")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", default="", help="Display name (defaults to the email's local part).")
+@with_appcontext
+def users_create(org_slug: str, email: str, role: str, name: str) -> None:
+    """Create a user; the password is read from standard input."""
+    password = sys.stdin.readline().rstrip("\n")
+    st = _app_state()
+    try:
+        with st.session_factory.begin() as session:
+            org = get_organisation_by_slug(session, org_slug)
+            user = accounts.create_user(
+                session, org.id, email, password, Role(role), name, st.hasher, None, utcnow()
+            )
+            created = user.email
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"created {role} {created} in {org_slug}")
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--name", required=True)
+@click.option("--scopes", required=True, help="Comma-separated: read, posts:write, vacancies:write, metrics:write, admin.")
+@with_appcontext
+def tokens_create(org_slug: str, name: str, scopes: str) -> None:
+    """Create an API token and print it once; only its hash is stored."""
+    st = _app_state()
+    try:
+        with st.session_factory.begin() as session:
+            org = get_organisation_by_slug(session, org_slug)
+            _token, plaintext = tokens.create_token(
+                session, org.id, name, tokens.parse_scopes(scopes), None, utcnow()
+            )
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(plaintext)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    cli(prog_name="campaign")

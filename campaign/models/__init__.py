@@ -1,0 +1,34 @@
+"""All models, imported here so that Alembic and the mapper registry see every table."""
+
+from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membership, Role, User
+from campaign.models.audit import AuditEvent
+from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags
+from campaign.models.channel import CHANNEL_KINDS, Channel
+from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
+from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, Post
+from campaign.models.system import WorkerHeartbeat
+
+__all__ = [
+    "API_SCOPES",
+    "AUDIENCES",
+    "CHANNEL_KINDS",
+    "DEFAULT_FRAMING_TAGS",
+    "DELIVERY_STATUSES",
+    "POST_STATUSES",
+    "ApiToken",
+    "AuditEvent",
+    "Campaign",
+    "Channel",
+    "Delivery",
+    "FramingTag",
+    "LoginAttempt",
+    "Membership",
+    "Message",
+    "Organisation",
+    "Post",
+    "Role",
+    "User",
+    "Variant",
+    "WorkerHeartbeat",
+    "variant_framing_tags",
+]

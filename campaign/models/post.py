@@ -1,0 +1,89 @@
+"""A post (a variant scheduled for a time) and its deliveries, one per channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from campaign.db import Base, intpk, utcnow
+from campaign.models.campaign import Variant
+from campaign.models.channel import Channel
+
+POST_STATUSES = ("draft", "pending_approval", "approved", "rejected", "cancelled")
+DELIVERY_STATUSES = (
+    "scheduled",
+    "publishing",
+    "published",
+    "unknown",
+    "failed",
+    "missed",
+    "needs_review",
+    "cancelled",
+)
+# Delivery states from which nothing moves on without a person.
+TERMINAL_DELIVERY_STATUSES = frozenset({"published", "failed", "missed", "cancelled"})
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} in ({', '.join(repr(v) for v in values)})"
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (CheckConstraint(_in("status", POST_STATUSES), name="status_known"),)
+
+    id: Mapped[intpk]
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    link_url: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    scheduled_for: Mapped[dt.datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    variant: Mapped[Variant | None] = relationship()
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="post", order_by="Delivery.id", cascade="all, delete-orphan"
+    )
+
+
+class Delivery(Base):
+    """One post on one channel; the unit the worker claims, publishes and reconciles."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("post_id", "channel_id"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index("ix_deliveries_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[intpk]
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    due_at: Mapped[dt.datetime]
+    # Stable across retries, so a network that supports it can drop a duplicate.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    external_url: Mapped[str | None] = mapped_column(String(2000))
+    published_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    post: Mapped[Post] = relationship(back_populates="deliveries")
+    channel: Mapped[Channel] = relationship()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_DELIVERY_STATUSES

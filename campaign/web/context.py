@@ -1,0 +1,61 @@
+"""Per-request plumbing: the app's state, the request's database session, the acting member."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from flask import Flask, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaign.config import Settings
+from campaign.crypto import CredentialBox
+from campaign.db import utcnow
+from campaign.services.accounts import ThrottlePolicy
+
+
+@dataclass
+class AppState:
+    """Everything create_app assembles, kept on app.extensions['campaign']."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    hasher: PasswordHasher
+    credentials: CredentialBox
+    throttle: ThrottlePolicy
+    # Tests bind the app to their own transaction-wrapped session.
+    session_override: Session | None = None
+    clock: list[dt.datetime] = field(default_factory=list)
+
+
+def state(app: Flask | None = None) -> AppState:
+    found: AppState = (app or current_app).extensions["campaign"]
+    return found
+
+
+def get_session() -> Session:
+    """The request's session, opened lazily; the view commits, teardown rolls back the rest."""
+    st = state()
+    if st.session_override is not None:
+        return st.session_override
+    session: Session | None = g.get("db_session")
+    if session is None:
+        session = st.session_factory()
+        g.db_session = session
+    return session
+
+
+def now() -> dt.datetime:
+    """The current time, which tests may pin."""
+    st = state()
+    return st.clock[-1] if st.clock else utcnow()
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()

@@ -1,0 +1,67 @@
+"""The working areas: dashboard, Plan, Posts, Experiments, Vacancies, Reports."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+
+from campaign.models import Role
+from campaign.services import NotFound, campaigns
+from campaign.web.auth import member, role_required
+from campaign.web.context import get_session
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/")
+@role_required(Role.STAFF)
+def dashboard() -> str:
+    db, org_id = get_session(), member().organisation_id
+    return render_template(
+        "main/dashboard.html",
+        campaigns=campaigns.list_campaigns(db, org_id)[:5],
+        upcoming=campaigns.list_upcoming_deliveries(db, org_id, limit=5),
+        counts=campaigns.count_by_status(db, org_id),
+        channels=campaigns.list_channels(db, org_id),
+    )
+
+
+@bp.route("/plan")
+@role_required(Role.STAFF)
+def plan() -> str:
+    found = campaigns.list_campaigns(get_session(), member().organisation_id)
+    return render_template("main/plan.html", campaigns=found)
+
+
+@bp.route("/plan/campaigns/<int:campaign_id>")
+@role_required(Role.STAFF)
+def campaign_detail(campaign_id: int) -> str:
+    try:
+        found = campaigns.get_campaign(get_session(), member().organisation_id, campaign_id)
+    except NotFound:
+        abort(404)
+    return render_template("main/campaign.html", campaign=found)
+
+
+@bp.route("/posts")
+@role_required(Role.STAFF)
+def posts() -> str:
+    deliveries = campaigns.list_upcoming_deliveries(get_session(), member().organisation_id)
+    return render_template("main/posts.html", deliveries=deliveries)
+
+
+@bp.route("/experiments")
+@role_required(Role.STAFF)
+def experiments() -> str:
+    return render_template("main/experiments.html")
+
+
+@bp.route("/vacancies")
+@role_required(Role.STAFF)
+def vacancies() -> str:
+    return render_template("main/vacancies.html")
+
+
+@bp.route("/reports")
+@role_required(Role.STAFF)
+def reports() -> str:
+    return render_template("main/reports.html")

@@ -1,0 +1,1 @@
+"""The worker: APScheduler runs fixed ticks; the database holds all the work."""

@@ -1,0 +1,41 @@
+"""One function per job. Each opens its own transaction and is safe to re-run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaign.db import utcnow
+from campaign.services import system
+from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    worker_id: str
+    hostname: str
+    pid: int
+    started_at: object
+
+
+def heartbeat(factory: sessionmaker[Session], identity: WorkerIdentity) -> None:
+    """Record that this worker ticked; /api/v1/health reports it."""
+    import datetime as dt
+
+    assert isinstance(identity.started_at, dt.datetime)
+    with factory.begin() as session:
+        system.record_heartbeat(
+            session, identity.worker_id, identity.hostname, identity.pid, identity.started_at, utcnow()
+        )
+
+
+def prune_logins(factory: sessionmaker[Session], policy: ThrottlePolicy) -> None:
+    """Forget failed sign-ins older than the throttle window."""
+    with factory.begin() as session:
+        removed = prune_login_attempts(session, policy, utcnow())
+    if removed:
+        log.info("pruned %d old login attempts", removed)
