@@ -65,7 +65,9 @@ def _attach_state(app: Flask, settings: Settings) -> None:
         engine=engine,
         session_factory=make_session_factory(engine),
         hasher=make_hasher(settings.security.argon2_time_cost, settings.security.argon2_memory_kib),
-        credentials=CredentialBox(keys) if keys else CredentialBox.for_development(settings.app.secret_key),
+        credentials=CredentialBox(keys)
+        if keys
+        else CredentialBox.for_development(settings.app.secret_key),
         throttle=ThrottlePolicy(
             max_failures=settings.security.login_max_failures,
             max_failures_per_ip=settings.security.login_max_failures_per_ip,
@@ -75,7 +77,8 @@ def _attach_state(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from campaign.web import api, auth, main, settings as settings_views
+    from campaign.web import api, auth, main
+    from campaign.web import settings as settings_views
     from campaign.web.api.errors import install_error_handlers
     from campaign.web.context import close_session
     from campaign.web.filters import install_template_helpers

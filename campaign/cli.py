@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -46,7 +47,9 @@ def cli() -> None:
 @cli.command("serve")
 @click.option("--host", default=None, help="Interface to listen on (default from [server] host).")
 @click.option("--port", type=int, default=None, help="Port (default from [server] port).")
-@click.option("--no-worker", is_flag=True, help="Serve the web app only; run `campaign worker` separately.")
+@click.option(
+    "--no-worker", is_flag=True, help="Serve the web app only; run `campaign worker` separately."
+)
 @with_appcontext
 def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     """Serve the app with a production WSGI server (waitress), plus the embedded worker."""
@@ -61,9 +64,13 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     if not no_worker:
         scheduler = build_scheduler(st, blocking=False)
         scheduler.start()
-    click.echo(f"campaign is serving at http://{host}:{port} (worker: {'off' if no_worker else 'on'})")
+    click.echo(
+        f"campaign is serving at http://{host}:{port} (worker: {'off' if no_worker else 'on'})"
+    )
     try:
-        waitress_serve(app, host=host, port=port, threads=st.settings.server.threads, ident="campaign")
+        waitress_serve(
+            app, host=host, port=port, threads=st.settings.server.threads, ident="campaign"
+        )
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
@@ -82,10 +89,8 @@ def worker() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     click.echo("campaign worker started; stop with Ctrl-C")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 @cli.group("db")
@@ -105,7 +110,9 @@ def db_upgrade(revision: str) -> None:
 
 
 @cli.command("demo")
-@click.option("--if-empty", is_flag=True, help="Only load when the database has no organisation yet.")
+@click.option(
+    "--if-empty", is_flag=True, help="Only load when the database has no organisation yet."
+)
 @with_appcontext
 def demo_command(if_empty: bool) -> None:
     """Load the demo organisation (idempotent) and print its logins."""
@@ -115,10 +122,11 @@ def demo_command(if_empty: bool) -> None:
 
     st = _app_state()
     with st.session_factory.begin() as session:
-        if if_empty and session.scalar(select(Organisation.id).limit(1)) is not None:
-            if session.scalar(select(Organisation.id).where(Organisation.slug == demo.DEMO_SLUG)) is None:
-                click.echo("the database already holds organisations; demo not loaded")
-                return
+        has_orgs = session.scalar(select(Organisation.id).limit(1)) is not None
+        demo_id = session.scalar(select(Organisation.id).where(Organisation.slug == demo.DEMO_SLUG))
+        if if_empty and has_orgs and demo_id is None:
+            click.echo("the database already holds organisations; demo not loaded")
+            return
         _org, created = demo.load_demo(session, st.hasher, utcnow())
     click.echo("demo organisation loaded" if created else "demo organisation already present")
     click.echo("Demo logins (organisation 'demo'):")
@@ -161,7 +169,11 @@ def tokens_group() -> None:
 @tokens_group.command("create")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.option("--name", required=True)
-@click.option("--scopes", required=True, help="Comma-separated: read, posts:write, vacancies:write, metrics:write, admin.")
+@click.option(
+    "--scopes",
+    required=True,
+    help="Comma-separated: read, posts:write, vacancies:write, metrics:write, admin.",
+)
 @with_appcontext
 def tokens_create(org_slug: str, name: str, scopes: str) -> None:
     """Create an API token and print it once; only its hash is stored."""
@@ -179,6 +191,8 @@ def tokens_create(org_slug: str, name: str, scopes: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     cli(prog_name="campaign")

@@ -1,16 +1,17 @@
-"""Typed settings: defaults, then a TOML file, then CAMPAIGN_<SECTION>__<KEY> environment variables."""
+"""Typed settings: defaults, then a TOML file, then CAMPAIGN_<SECTION>__<KEY> variables."""
 
 from __future__ import annotations
 
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -22,7 +23,12 @@ class ConfigError(RuntimeError):
     """The configuration is unsafe or unreadable; the message says which key."""
 
 
-class AppSection(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AppSection(_Section):
     env: Literal["development", "production", "testing"] = "development"
     secret_key: str = DEFAULT_SECRET_KEY
     debug: bool = False
@@ -31,22 +37,22 @@ class AppSection(BaseModel):
     default_timezone: str = "Europe/London"
 
 
-class DatabaseSection(BaseModel):
+class DatabaseSection(_Section):
     url: str = ""
     echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     pool_size: int = Field(default=5, ge=1)
 
 
-class SecuritySection(BaseModel):
-    encryption_keys: list[str] = Field(default_factory=list)
+class SecuritySection(_Section):
+    encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_cookie_secure: bool = True
     session_lifetime_hours: int = Field(default=12, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
     login_max_failures_per_ip: int = Field(default=30, ge=1)
     argon2_time_cost: int = Field(default=3, ge=1)
-    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_memory_kib: int = Field(default=65536, ge=64)
 
     @field_validator("encryption_keys", mode="before")
     @classmethod
@@ -57,18 +63,18 @@ class SecuritySection(BaseModel):
         return value
 
 
-class ServerSection(BaseModel):
+class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
     threads: int = Field(default=8, ge=1)
 
 
-class WorkerSection(BaseModel):
+class WorkerSection(_Section):
     tick_seconds: float = Field(default=5.0, gt=0)
     heartbeat_stale_seconds: int = Field(default=120, ge=1)
 
 
-class PlatformSection(BaseModel):
+class PlatformSection(_Section):
     api_base_url: str
 
 
@@ -84,7 +90,9 @@ class Settings(BaseSettings):
     security: SecuritySection = Field(default_factory=SecuritySection)
     server: ServerSection = Field(default_factory=ServerSection)
     worker: WorkerSection = Field(default_factory=WorkerSection)
-    x: PlatformSection = Field(default_factory=lambda: PlatformSection(api_base_url="https://api.x.com"))
+    x: PlatformSection = Field(
+        default_factory=lambda: PlatformSection(api_base_url="https://api.x.com")
+    )
     mastodon: PlatformSection = Field(
         default_factory=lambda: PlatformSection(api_base_url="https://mastodon.social")
     )

@@ -33,14 +33,18 @@ class CredentialBox:
         try:
             return self._fernet.decrypt(ciphertext)
         except InvalidToken as exc:
-            raise CredentialError("credentials cannot be decrypted with the configured keys") from exc
+            raise CredentialError(
+                "credentials cannot be decrypted with the configured keys"
+            ) from exc
 
     def rotate(self, ciphertext: bytes) -> bytes:
         """Re-encrypt under the newest key."""
         try:
             return self._fernet.rotate(ciphertext)
         except InvalidToken as exc:
-            raise CredentialError("credentials cannot be decrypted with the configured keys") from exc
+            raise CredentialError(
+                "credentials cannot be decrypted with the configured keys"
+            ) from exc
 
 
 def generate_key() -> str:

@@ -50,7 +50,9 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def fresh_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     """A factory of empty databases of the parametrised kind."""
 
     def make(kind: str) -> str:
@@ -89,7 +91,9 @@ def db(engine: Engine) -> Iterator[Session]:
     """A session inside an outer transaction that is rolled back after the test."""
     connection = engine.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:
@@ -98,11 +102,19 @@ def db(engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
-def test_settings(database_url: str, tmp_path: Any, **extra: Any) -> dict[str, Any]:
+def settings_for(database_url: str, tmp_path: Any, **extra: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
-        "app": {"env": "testing", "secret_key": "test-secret-key-" + "x" * 32, "instance_path": str(tmp_path)},
+        "app": {
+            "env": "testing",
+            "secret_key": "test-secret-key-" + "x" * 32,
+            "instance_path": str(tmp_path),
+        },
         "database": {"url": database_url},
-        "security": {"session_cookie_secure": False, "argon2_time_cost": 1, "argon2_memory_kib": 8},
+        "security": {
+            "session_cookie_secure": False,
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 64,
+        },
     }
     for section, values in extra.items():
         settings.setdefault(section, {}).update(values)
@@ -111,7 +123,7 @@ def test_settings(database_url: str, tmp_path: Any, **extra: Any) -> dict[str, A
 
 @pytest.fixture
 def app(database_url: str, db: Session, tmp_path: Any) -> Iterator[Any]:
-    application = create_app(test_settings(database_url, tmp_path))
+    application = create_app(settings_for(database_url, tmp_path))
     state(application).session_override = db
     state(application).clock.append(NOW)
     yield application
@@ -155,7 +167,9 @@ class AuthActions:
 
     def login(self, email: str, password: str = factories.PASSWORD) -> Any:
         token = self.csrf("/login")
-        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+        return self.client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}
+        )
 
     def logout(self) -> Any:
         token = self.csrf("/")

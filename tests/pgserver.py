@@ -49,25 +49,59 @@ def running_postgres() -> Iterator[str]:
     data, port = workdir / "data", _free_port()
     run = {"check": True, "capture_output": True, "text": True}
     try:
-        subprocess.run(  # noqa: S603 - fixed binaries from the PostgreSQL package
-            _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                          "-E", "UTF8", "--locale=C.UTF-8"]), **run,
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            **run,
         )
-        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        subprocess.run(  # noqa: S603
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "server.log"),
-                          "-w", "-t", "60", "-o", options, "start"]), **run,
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(workdir / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "start",
+                ]
+            ),
+            **run,
         )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        raise PostgresUnavailable(f"could not start PostgreSQL: {exc.stderr or exc.stdout}") from exc
+        raise PostgresUnavailable(
+            f"could not start PostgreSQL: {exc.stderr or exc.stdout}"
+        ) from exc
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(  # noqa: S603
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            capture_output=True, check=False,
+        subprocess.run(
+            _as_postgres(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+            check=False,
         )
         shutil.rmtree(workdir, ignore_errors=True)
 

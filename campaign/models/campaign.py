@@ -45,7 +45,9 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[intpk]
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
     title: Mapped[str200]
     link_url: Mapped[str | None] = mapped_column(String(2000))
     resource_name: Mapped[str | None] = mapped_column(String(200))
@@ -65,7 +67,9 @@ class Variant(Base):
     __tablename__ = "variants"
 
     id: Mapped[intpk]
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
     label: Mapped[str] = mapped_column(String(120))
     text: Mapped[str] = mapped_column(Text)
     audience: Mapped[str] = mapped_column(String(40))

@@ -66,7 +66,9 @@ class Delivery(Base):
 
     id: Mapped[intpk]
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     due_at: Mapped[dt.datetime]
     # Stable across retries, so a network that supports it can drop a duplicate.

@@ -1,4 +1,4 @@
-"""Use cases as plain functions: they take plain values (the acting user, `now`) and flush, never commit."""
+"""Use cases as plain functions: they take plain values (actor, `now`) and flush, never commit."""
 
 from __future__ import annotations
 

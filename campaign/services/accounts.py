@@ -53,7 +53,7 @@ def authenticate(
     policy: ThrottlePolicy,
     now: dt.datetime,
 ) -> User | None:
-    """The active user with these credentials, or None; raises LoginThrottled when over the limit."""
+    """The active user with these credentials, or None; LoginThrottled when over the limit."""
     email_key, ip_key = _key(normalise_email(email)), _key(remote_addr or "-")
     since = now - policy.window
     recent = select(func.count(LoginAttempt.id)).where(LoginAttempt.attempted_at >= since)
@@ -159,20 +159,27 @@ def get_member(session: Session, organisation_id: int, user_id: int) -> Membersh
     return membership
 
 
-def _admins_left(session: Session, organisation_id: int, excluding_user_id: int) -> int:
-    return (
+LAST_ADMIN = "An organisation needs at least one active admin."
+
+
+def _is_last_admin(session: Session, membership: Membership) -> bool:
+    """True when this member is an admin and no other active admin remains."""
+    if membership.role != Role.ADMIN.value:
+        return False
+    others = (
         session.scalar(
             select(func.count(Membership.id))
             .join(User)
             .where(
-                Membership.organisation_id == organisation_id,
+                Membership.organisation_id == membership.organisation_id,
                 Membership.role == Role.ADMIN.value,
                 User.is_active.is_(True),
-                User.id != excluding_user_id,
+                User.id != membership.user_id,
             )
         )
         or 0
     )
+    return others == 0
 
 
 def change_role(
@@ -180,9 +187,8 @@ def change_role(
 ) -> Membership:
     """Give a member a new role; the last active admin cannot be demoted."""
     membership = get_member(session, actor.organisation_id, user_id)
-    if membership.role == Role.ADMIN.value and role != Role.ADMIN:
-        if _admins_left(session, actor.organisation_id, user_id) == 0:
-            raise PermissionDenied("An organisation needs at least one active admin.")
+    if role != Role.ADMIN and _is_last_admin(session, membership):
+        raise PermissionDenied(LAST_ADMIN)
     old = membership.role
     membership.role = role.value
     audit.record(session, actor, "user.role_changed", "user", user_id, now, old=old, new=role.value)
@@ -196,11 +202,10 @@ def set_active(
     """Deactivate or reactivate a member; deactivation ends their sessions."""
     membership = get_member(session, actor.organisation_id, user_id)
     user = membership.user
-    if not active:
-        if user.id == actor.user_id:
-            raise PermissionDenied("You cannot deactivate your own account.")
-        if membership.role == Role.ADMIN.value and _admins_left(session, actor.organisation_id, user_id) == 0:
-            raise PermissionDenied("An organisation needs at least one active admin.")
+    if not active and user.id == actor.user_id:
+        raise PermissionDenied("You cannot deactivate your own account.")
+    if not active and _is_last_admin(session, membership):
+        raise PermissionDenied(LAST_ADMIN)
     user.is_active = active
     # Bumping the version invalidates every session cookie issued before.
     user.session_version += 1

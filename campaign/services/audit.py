@@ -33,7 +33,9 @@ def record(
 ) -> AuditEvent:
     """Add one audit event; it is written with the caller's transaction."""
     event = AuditEvent(
-        organisation_id=organisation_id if organisation_id is not None else (actor and actor.organisation_id),
+        organisation_id=organisation_id
+        if organisation_id is not None
+        else (actor and actor.organisation_id),
         actor_user_id=actor.user_id if actor else None,
         actor_label=actor.label if actor else "system",
         action=action,

@@ -48,7 +48,9 @@ def list_channels(session: Session, organisation_id: int) -> list[Channel]:
     )
 
 
-def list_upcoming_deliveries(session: Session, organisation_id: int, limit: int = 50) -> list[Delivery]:
+def list_upcoming_deliveries(
+    session: Session, organisation_id: int, limit: int = 50
+) -> list[Delivery]:
     return list(
         session.scalars(
             select(Delivery)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -51,9 +52,21 @@ _CAMPAIGNS = (
             "context": "Exams start in May; students doubt whether a degree pays off.",
         },
         "variants": (
-            ("Bare link", "Graduate outcomes for our courses: https://www.example.ac.uk/careers/graduate-outcomes", ("bare_link",)),
-            ("Context", "With exams coming up, you may wonder if all this study is worth it. Most graduates earn more over their lifetime. See what our graduates went on to do: https://www.example.ac.uk/careers/graduate-outcomes", ("context", "statistic")),
-            ("Question", "Is all this revision worth it? Here is what happened to last year's graduates: https://www.example.ac.uk/careers/graduate-outcomes", ("question", "context")),
+            (
+                "Bare link",
+                "Graduate outcomes for our courses: https://www.example.ac.uk/careers/graduate-outcomes",
+                ("bare_link",),
+            ),
+            (
+                "Context",
+                "With exams coming up, you may wonder if all this study is worth it. Most graduates earn more over their lifetime. See what our graduates went on to do: https://www.example.ac.uk/careers/graduate-outcomes",
+                ("context", "statistic"),
+            ),
+            (
+                "Question",
+                "Is all this revision worth it? Here is what happened to last year's graduates: https://www.example.ac.uk/careers/graduate-outcomes",
+                ("question", "context"),
+            ),
         ),
     },
     {
@@ -66,35 +79,62 @@ _CAMPAIGNS = (
             "context": "The fair is on 15 October; bookings close on 10 October.",
         },
         "variants": (
-            ("Deadline", "Bookings for the careers fair close on Friday. 120 employers, one afternoon: https://www.example.ac.uk/careers/fair", ("deadline_urgency", "call_to_action")),
-            ("Story", "Last year Amira met her graduate employer at our fair. This year 120 employers are coming: https://www.example.ac.uk/careers/fair", ("story",)),
+            (
+                "Deadline",
+                "Bookings for the careers fair close on Friday. 120 employers, one afternoon: https://www.example.ac.uk/careers/fair",
+                ("deadline_urgency", "call_to_action"),
+            ),
+            (
+                "Story",
+                "Last year Amira met her graduate employer at our fair. This year 120 employers are coming: https://www.example.ac.uk/careers/fair",
+                ("story",),
+            ),
         ),
     },
 )
 
 
-def load_demo(session: Session, hasher: PasswordHasher, now: dt.datetime) -> tuple[Organisation, bool]:
+def load_demo(
+    session: Session, hasher: PasswordHasher, now: dt.datetime
+) -> tuple[Organisation, bool]:
     """Load the demo organisation unless it exists; returns it and whether it was created."""
     existing = session.scalar(select(Organisation).where(Organisation.slug == DEMO_SLUG))
     if existing is not None:
         return existing, False
-    org = create_organisation(session, DEMO_SLUG, "Demo University Careers Service", "Europe/London", now)
+    org = create_organisation(
+        session, DEMO_SLUG, "Demo University Careers Service", "Europe/London", now
+    )
     for login in DEMO_LOGINS:
         create_user(
-            session, org.id, login.email, login.password, Role(login.role),
-            f"Demo {login.role}", hasher, None, now,
+            session,
+            org.id,
+            login.email,
+            login.password,
+            Role(login.role),
+            f"Demo {login.role}",
+            hasher,
+            None,
+            now,
         )
     channels = {
         audience: Channel(
-            organisation_id=org.id, kind="outbox", audience=audience,
-            display_name=f"Outbox: {audience}", created_at=now,
+            organisation_id=org.id,
+            kind="outbox",
+            audience=audience,
+            display_name=f"Outbox: {audience}",
+            created_at=now,
         )
         for audience in ("students", "graduates", "employers")
     }
     session.add_all(channels.values())
-    tags = {tag.key: tag for tag in session.scalars(select(FramingTag).where(FramingTag.organisation_id == org.id))}
+    tags = {
+        tag.key: tag
+        for tag in session.scalars(select(FramingTag).where(FramingTag.organisation_id == org.id))
+    }
     for offset, spec in enumerate(_CAMPAIGNS):
-        _add_campaign(session, org, spec, tags, channels["students"], now + dt.timedelta(days=offset + 1), now)
+        _add_campaign(
+            session, org, spec, tags, channels["students"], now + dt.timedelta(days=offset + 1), now
+        )
     session.flush()
     return org, True
 
@@ -102,14 +142,17 @@ def load_demo(session: Session, hasher: PasswordHasher, now: dt.datetime) -> tup
 def _add_campaign(
     session: Session,
     org: Organisation,
-    spec: dict[str, object],
+    spec: Mapping[str, object],
     tags: dict[str, FramingTag],
     channel: Channel,
     first_slot: dt.datetime,
     now: dt.datetime,
 ) -> None:
     campaign = Campaign(
-        organisation_id=org.id, name=str(spec["name"]), description=str(spec["description"]), created_at=now
+        organisation_id=org.id,
+        name=str(spec["name"]),
+        description=str(spec["description"]),
+        created_at=now,
     )
     message_spec = spec["message"]
     assert isinstance(message_spec, dict)
@@ -119,16 +162,27 @@ def _add_campaign(
     assert isinstance(variants, tuple)
     for index, (label, text, tag_keys) in enumerate(variants):
         variant = Variant(
-            message=message, label=label, text=text, audience=channel.audience,
-            framing_tags=[tags[key] for key in tag_keys], created_at=now,
+            message=message,
+            label=label,
+            text=text,
+            audience=channel.audience,
+            framing_tags=[tags[key] for key in tag_keys],
+            created_at=now,
         )
         # Local 10:00 on successive days keeps the demo's posts in comparable slots.
-        slot = (first_slot + dt.timedelta(days=index)).astimezone(org.zone).replace(
-            hour=10, minute=0, second=0, microsecond=0
+        slot = (
+            (first_slot + dt.timedelta(days=index))
+            .astimezone(org.zone)
+            .replace(hour=10, minute=0, second=0, microsecond=0)
         )
         post = Post(
-            organisation_id=org.id, variant=variant, text=text, link_url=message.link_url,
-            status="approved", scheduled_for=slot, created_at=now,
+            organisation_id=org.id,
+            variant=variant,
+            text=text,
+            link_url=message.link_url,
+            status="approved",
+            scheduled_for=slot,
+            created_at=now,
         )
         post.deliveries.append(
             Delivery(channel=channel, due_at=slot, idempotency_key=uuid.uuid4().hex, updated_at=now)

@@ -11,13 +11,22 @@ from campaign.models import WorkerHeartbeat
 
 
 def record_heartbeat(
-    session: Session, worker_id: str, hostname: str, pid: int, started_at: dt.datetime, now: dt.datetime
+    session: Session,
+    worker_id: str,
+    hostname: str,
+    pid: int,
+    started_at: dt.datetime,
+    now: dt.datetime,
 ) -> None:
     """Upsert this worker's last tick."""
     beat = session.get(WorkerHeartbeat, worker_id)
     if beat is None:
         beat = WorkerHeartbeat(
-            worker_id=worker_id, hostname=hostname[:200], pid=pid, started_at=started_at, last_tick_at=now
+            worker_id=worker_id,
+            hostname=hostname[:200],
+            pid=pid,
+            started_at=started_at,
+            last_tick_at=now,
         )
         session.add(beat)
     else:
@@ -34,6 +43,6 @@ def database_ok(session: Session) -> bool:
     """True when a trivial query succeeds."""
     try:
         session.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means the database is not usable
+    except Exception:
         return False
     return True

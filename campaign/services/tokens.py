@@ -14,7 +14,7 @@ from campaign.models import API_SCOPES, ApiToken
 from campaign.services import NotFound, ServiceError, audit
 from campaign.services.audit import Actor
 
-TOKEN_MARK = "cmp"
+TOKEN_MARK = "cmp"  # noqa: S105 - the public marker at the start of every token, not a secret
 
 
 def _hash(secret: str) -> str:
@@ -62,8 +62,15 @@ def create_token(
     session.add(token)
     session.flush()
     audit.record(
-        session, actor, "token.created", "api_token", token.id, now, organisation_id,
-        prefix=prefix, scopes=token.scopes,
+        session,
+        actor,
+        "token.created",
+        "api_token",
+        token.id,
+        now,
+        organisation_id,
+        prefix=prefix,
+        scopes=token.scopes,
     )
     return token, plaintext
 
@@ -99,6 +106,8 @@ def revoke_token(session: Session, actor: Actor, token_id: int, now: dt.datetime
         raise NotFound("no such token")
     if token.revoked_at is None:
         token.revoked_at = now
-        audit.record(session, actor, "token.revoked", "api_token", token.id, now, prefix=token.prefix)
+        audit.record(
+            session, actor, "token.revoked", "api_token", token.id, now, prefix=token.prefix
+        )
     session.flush()
     return token

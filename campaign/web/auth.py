@@ -35,7 +35,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
 
 class SessionUser:
-    """The signed-in user as Flask-Login sees it, with their membership in the current organisation."""
+    """The signed-in user as Flask-Login sees it, with their current organisation membership."""
 
     is_authenticated = True
     is_active = True
@@ -65,7 +65,6 @@ class SessionUser:
         )
 
 
-@login_manager.user_loader
 def _load_user(user_id: str) -> SessionUser | None:
     try:
         raw_id, raw_version = user_id.split(":", 1)
@@ -81,6 +80,9 @@ def _load_user(user_id: str) -> SessionUser | None:
         accounts.membership_for(db, uid, int(org_id)) if org_id is not None else None
     ) or accounts.primary_membership(db, uid)
     return SessionUser(user, membership) if membership else None
+
+
+login_manager.user_loader(_load_user)
 
 
 def member() -> SessionUser:
@@ -117,14 +119,19 @@ def login() -> Any:
         st, db = state(), get_session()
         try:
             user = accounts.authenticate(
-                db, form.email.data, form.password.data, request.remote_addr or "",
-                st.hasher, st.throttle, now(),
+                db,
+                form.email.data,
+                form.password.data,
+                request.remote_addr or "",
+                st.hasher,
+                st.throttle,
+                now(),
             )
         except accounts.LoginThrottled as exc:
             db.commit()
             flash(str(exc), "error")
             return render_template("auth/login.html", form=form), 429
-        membership = user and accounts.primary_membership(db, user.id)
+        membership = accounts.primary_membership(db, user.id) if user else None
         db.commit()
         if user is None or membership is None:
             flash("That email and password do not match an active account.", "error")

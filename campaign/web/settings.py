@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -17,7 +18,7 @@ from campaign.web.auth import member, role_required
 from campaign.web.context import get_session, now, state
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
-ROLE_CHOICES = [(role.value, role.value.capitalize()) for role in Role]
+ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in Role]
 
 
 class UserForm(FlaskForm):  # type: ignore[misc]
@@ -39,7 +40,7 @@ class TokenForm(FlaskForm):  # type: ignore[misc]
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     scopes = SelectMultipleField(
         "Scopes",
-        choices=[(scope, scope) for scope in API_SCOPES],
+        choices=[SelectChoice(scope) for scope in API_SCOPES],
         default=["read"],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
@@ -60,15 +61,23 @@ def users() -> Any:
     if form.validate_on_submit():
         try:
             accounts.create_user(
-                db, member().organisation_id, form.email.data, form.password.data,
-                Role(form.role.data), form.display_name.data or "", state().hasher,
-                member().actor(), now(),
+                db,
+                member().organisation_id,
+                form.email.data,
+                form.password.data,
+                Role(form.role.data),
+                form.display_name.data or "",
+                state().hasher,
+                member().actor(),
+                now(),
             )
         except ServiceError as exc:
             flash(str(exc), "error")
         else:
             db.commit()
-            flash(f"Added {form.email.data}. Give them their initial password in person.", "success")
+            flash(
+                f"Added {form.email.data}. Give them their initial password in person.", "success"
+            )
             return redirect(url_for("settings.users"))
     members = accounts.list_members(db, member().organisation_id)
     return render_template(
@@ -82,9 +91,12 @@ def change_role(user_id: int) -> Response:
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400)
-    return _apply(lambda: accounts.change_role(
-        get_session(), member().actor(), user_id, Role(form.role.data), now()
-    ), "Role changed.")
+    return _apply(
+        lambda: accounts.change_role(
+            get_session(), member().actor(), user_id, Role(form.role.data), now()
+        ),
+        "Role changed.",
+    )
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
@@ -129,8 +141,12 @@ def api_tokens() -> Any:
     if form.validate_on_submit():
         try:
             _token, created = tokens.create_token(
-                db, member().organisation_id, form.name.data, list(form.scopes.data or []),
-                member().actor(), now(),
+                db,
+                member().organisation_id,
+                form.name.data,
+                list(form.scopes.data or []),
+                member().actor(),
+                now(),
             )
         except ServiceError as exc:
             flash(str(exc), "error")
@@ -150,5 +166,6 @@ def revoke_token(token_id: int) -> Response:
         abort(400)
     return _apply(
         lambda: tokens.revoke_token(get_session(), member().actor(), token_id, now()),
-        "Token revoked.", "settings.api_tokens",
+        "Token revoked.",
+        "settings.api_tokens",
     )

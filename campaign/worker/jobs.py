@@ -29,7 +29,12 @@ def heartbeat(factory: sessionmaker[Session], identity: WorkerIdentity) -> None:
     assert isinstance(identity.started_at, dt.datetime)
     with factory.begin() as session:
         system.record_heartbeat(
-            session, identity.worker_id, identity.hostname, identity.pid, identity.started_at, utcnow()
+            session,
+            identity.worker_id,
+            identity.hostname,
+            identity.pid,
+            identity.started_at,
+            utcnow(),
         )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 from spectree import SecurityScheme, SpecTree
-from spectree.models import SecuritySchemeData, SecureType
+from spectree.models import SecureType, SecuritySchemeData
 
 from campaign.web.api.errors import ApiError
 
@@ -36,7 +36,11 @@ spec = SpecTree(
     security_schemes=[
         SecurityScheme(
             name="bearer",
-            data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", description="An API token from Settings, API tokens"),
+            data=SecuritySchemeData(
+                type=SecureType.HTTP,
+                scheme="bearer",
+                description="An API token from Settings, API tokens",
+            ),
         ),
     ],
     before=_raise_validation,
@@ -49,5 +53,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def openapi() -> Any:
     """The OpenAPI 3.1 document for every operation under /api/v1."""
     return spec.spec
+
 
 from campaign.web.api import health, resources  # noqa: E402, F401 - registers the views on bp

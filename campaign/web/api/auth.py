@@ -32,7 +32,9 @@ def token_required(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if token is None:
                 raise ApiError(401, "the API token is unknown or revoked")
             if scope not in token.scope_list and "admin" not in token.scope_list:
-                raise ApiError(403, f"this token lacks the '{scope}' scope", details={"scope": scope})
+                raise ApiError(
+                    403, f"this token lacks the '{scope}' scope", details={"scope": scope}
+                )
             db.commit()
             g.api_token = token
             return view(*args, **kwargs)

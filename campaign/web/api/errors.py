@@ -26,7 +26,11 @@ class ApiError(Exception):
     """Raised inside an API view to answer with the error shape."""
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -38,7 +42,13 @@ class ApiError(Exception):
 def error_response(
     status: int, message: str, code: str | None = None, details: dict[str, Any] | None = None
 ) -> Response:
-    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message, "details": details or {}}}
+    body = {
+        "error": {
+            "code": code or _CODES.get(status, "error"),
+            "message": message,
+            "details": details or {},
+        }
+    }
     response = jsonify(body)
     response.status_code = status
     if status == 401:
@@ -62,11 +72,13 @@ def install_error_handlers(app: Flask) -> None:
             return error_response(status, exc.description or exc.name)
         if status < 400:
             return exc
-        return render_template("errors/error.html", title=exc.name, message=_PAGE_MESSAGES.get(status, exc.description)), status
+        return render_template(
+            "errors/error.html", title=exc.name, message=_PAGE_MESSAGES.get(status, exc.description)
+        ), status
 
 
 _PAGE_MESSAGES = {
-    400: "The request could not be understood. If you submitted a form, reload the page and try again.",
+    400: "The request could not be understood. If you sent a form, reload the page and try again.",
     403: "Your role does not allow this. Ask a manager or an admin if you need access.",
     404: "There is nothing here. It may have been removed, or the link may be wrong.",
     405: "That action is not available here.",

@@ -20,7 +20,11 @@ def _iso(value: Any) -> str | None:
 
 
 @bp.get("/campaigns")
-@spec.validate(resp=SpecResponse(HTTP_200=CampaignList, **_AUTH_ERRORS), tags=["campaigns"], security={"bearer": []})
+@spec.validate(
+    resp=SpecResponse(HTTP_200=CampaignList, **_AUTH_ERRORS),
+    tags=["campaigns"],
+    security={"bearer": []},
+)
 @token_required("read")
 def list_campaigns() -> Any:
     """Campaigns of the token's organisation, with their messages and variants."""
@@ -32,11 +36,17 @@ def list_campaigns() -> Any:
             "description": c.description,
             "messages": [
                 {
-                    "id": m.id, "title": m.title, "link_url": m.link_url,
-                    "intent": m.intent, "context": m.context,
+                    "id": m.id,
+                    "title": m.title,
+                    "link_url": m.link_url,
+                    "intent": m.intent,
+                    "context": m.context,
                     "variants": [
                         {
-                            "id": v.id, "label": v.label, "text": v.text, "audience": v.audience,
+                            "id": v.id,
+                            "label": v.label,
+                            "text": v.text,
+                            "audience": v.audience,
                             "framing_tags": [t.key for t in v.framing_tags],
                         }
                         for v in m.variants
@@ -51,7 +61,9 @@ def list_campaigns() -> Any:
 
 
 @bp.get("/tokens")
-@spec.validate(resp=SpecResponse(HTTP_200=TokenList, **_AUTH_ERRORS), tags=["admin"], security={"bearer": []})
+@spec.validate(
+    resp=SpecResponse(HTTP_200=TokenList, **_AUTH_ERRORS), tags=["admin"], security={"bearer": []}
+)
 @token_required("admin")
 def list_tokens() -> Any:
     """The organisation's API tokens, by prefix; secrets are never returned."""
@@ -59,8 +71,12 @@ def list_tokens() -> Any:
     return {
         "items": [
             {
-                "id": t.id, "name": t.name, "prefix": t.prefix, "scopes": t.scope_list,
-                "created_at": _iso(t.created_at), "last_used_at": _iso(t.last_used_at),
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "scopes": t.scope_list,
+                "created_at": _iso(t.created_at),
+                "last_used_at": _iso(t.last_used_at),
                 "revoked": t.revoked_at is not None,
             }
             for t in listed

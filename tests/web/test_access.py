@@ -1,0 +1,148 @@
+"""Every route: role checks, organisation isolation and CSRF, enumerated from the URL map."""
+
+import re
+
+import pytest
+
+from campaign.models import Role
+from campaign.web.context import state
+
+# Routes anyone may use, and the role each guarded route needs.
+PUBLIC = {"static", "auth.login", "auth.logout", "healthz", "api.health", "api.openapi"}
+EXPECTED_ROLE = {
+    "main.dashboard": Role.STAFF,
+    "main.plan": Role.STAFF,
+    "main.campaign_detail": Role.STAFF,
+    "main.posts": Role.STAFF,
+    "main.experiments": Role.STAFF,
+    "main.vacancies": Role.STAFF,
+    "main.reports": Role.STAFF,
+    "settings.index": Role.MANAGER,
+    "settings.users": Role.ADMIN,
+    "settings.change_role": Role.ADMIN,
+    "settings.deactivate": Role.ADMIN,
+    "settings.reactivate": Role.ADMIN,
+    "settings.api_tokens": Role.ADMIN,
+    "settings.revoke_token": Role.ADMIN,
+}
+
+
+def _ui_rules(app):
+    return [
+        r
+        for r in app.url_map.iter_rules()
+        if r.endpoint not in PUBLIC and not r.endpoint.startswith("api.")
+    ]
+
+
+def _ids(world_part):
+    return {
+        "campaign_id": world_part.campaign.id,
+        "user_id": world_part.staff.id,
+        "token_id": world_part.token_id,
+    }
+
+
+def _path(rule, ids):
+    missing = set(rule.arguments) - set(ids)
+    assert not missing, f"{rule.endpoint}: teach this test the argument(s) {missing}"
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
+
+
+def _method(rule):
+    return "GET" if "GET" in rule.methods else "POST"
+
+
+def test_every_ui_route_declares_its_role(app):
+    for rule in _ui_rules(app):
+        view = app.view_functions[rule.endpoint]
+        assert getattr(view, "required_role", None) is not None, (
+            f"{rule.endpoint} has no role check"
+        )
+        assert view.required_role == EXPECTED_ROLE[rule.endpoint], rule.endpoint
+
+
+def test_every_api_route_but_health_needs_a_token_scope(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api.") and rule.endpoint not in PUBLIC:
+            assert getattr(app.view_functions[rule.endpoint], "required_scope", None), rule.endpoint
+
+
+def test_anonymous_users_are_sent_to_sign_in(client, world, app):
+    for rule in _ui_rules(app):
+        path = _path(rule, _ids(world.home))
+        response = client.open(path, method=_method(rule), data={})
+        # GETs redirect to sign-in; POSTs without a session fail CSRF before anything else.
+        assert response.status_code in (302, 400), rule.endpoint
+        if response.status_code == 302:
+            assert response.headers["Location"].startswith("/login"), rule.endpoint
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_role_matrix(client, auth, world, app, role):
+    auth.login(getattr(world.home, role.value).email)
+    token = auth.csrf("/")
+    for rule in _ui_rules(app):
+        needed = EXPECTED_ROLE[rule.endpoint]
+        path = _path(rule, _ids(world.home))
+        data = {"csrf_token": token, "role": "staff"}
+        if rule.endpoint in {"settings.deactivate", "settings.change_role"}:
+            # Act on the manager: never lock ourselves out mid-matrix.
+            path = _path(rule, {**_ids(world.home), "user_id": world.home.manager.id})
+            data["role"] = "manager"
+        response = client.open(path, method=_method(rule), data=data)
+        if role.covers(needed):
+            assert response.status_code in (200, 302), (
+                f"{role} on {rule.endpoint}: {response.status_code}"
+            )
+        else:
+            assert response.status_code == 403, f"{role} on {rule.endpoint}: {response.status_code}"
+
+
+def test_other_organisations_objects_are_404_on_every_route(client, auth, world, app):
+    auth.login(world.home.admin.email)
+    token = auth.csrf("/")
+    with_ids = [r for r in _ui_rules(app) if r.arguments]
+    assert with_ids, "expected routes that take object ids"
+    for rule in with_ids:
+        path = _path(rule, _ids(world.other))
+        response = client.open(
+            path, method=_method(rule), data={"csrf_token": token, "role": "staff"}
+        )
+        assert response.status_code == 404, f"{rule.endpoint}: {response.status_code}"
+
+
+def test_own_organisations_objects_are_reachable(client, auth, world):
+    auth.login(world.home.admin.email)
+    assert client.get(f"/plan/campaigns/{world.home.campaign.id}").status_code == 200
+
+
+def test_lists_show_only_the_members_organisation(client, auth, world, db):
+    world.other.campaign.name = "Other university secret campaign"
+    db.flush()
+    auth.login(world.home.admin.email)
+    for path in ["/", "/plan", "/posts", "/settings/users", "/settings/tokens", "/settings/"]:
+        body = client.get(path).get_data(as_text=True)
+        assert "other-uni" not in body, path
+        assert "Other university secret campaign" not in body, path
+
+
+def test_posts_without_a_csrf_token_are_rejected_everywhere(client, auth, world, app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    auth.login(world.home.admin.email)
+    for rule in app.url_map.iter_rules():
+        if "POST" not in rule.methods or rule.endpoint.startswith("api."):
+            continue
+        path = _path(rule, _ids(world.home))
+        response = client.post(path, data={"role": "staff", "email": "x@y.z", "password": "p" * 20})
+        assert response.status_code == 400, f"{rule.endpoint}: {response.status_code}"
+
+
+def test_csrf_token_is_accepted_from_the_htmx_header(client, auth, world):
+    auth.login(world.home.admin.email)
+    token = auth.csrf("/")
+    response = client.post(
+        f"/settings/tokens/{world.home.token_id}/revoke", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 302
+    assert state(client.application).session_override is not None
