@@ -46,7 +46,8 @@ class DatabaseSection(_Section):
 
 class SecuritySection(_Section):
     encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    session_cookie_secure: bool = True
+    # "auto": HTTPS-only cookies in production, plain HTTP allowed for local development.
+    session_cookie_secure: Literal["auto"] | bool = "auto"
     session_lifetime_hours: int = Field(default=12, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.app.env == "production"
 
+    @property
+    def cookie_secure(self) -> bool:
+        """Whether session cookies are sent over HTTPS only."""
+        value = self.security.session_cookie_secure
+        return self.is_production if value == "auto" else value
+
 
 def find_config_file() -> Path | None:
     """CAMPAIGN_CONFIG, else ./config.toml, else nothing (defaults)."""
@@ -170,7 +177,7 @@ def check_production_safety(settings: Settings) -> None:
         problems.append("app.debug must be false")
     if not settings.security.encryption_keys:
         problems.append("security.encryption_keys must hold at least one Fernet key")
-    if not settings.security.session_cookie_secure:
+    if not settings.cookie_secure:
         problems.append("security.session_cookie_secure must be true")
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))

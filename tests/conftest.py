@@ -179,3 +179,16 @@ class AuthActions:
 @pytest.fixture
 def auth(client: Any) -> AuthActions:
     return AuthActions(client)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests ran on each database and in the browser, so skips cannot hide."""
+    passed = terminalreporter.stats.get("passed", [])
+    counts = {
+        "sqlite": sum("[sqlite" in r.nodeid for r in passed),
+        "postgresql": sum("postgresql" in r.nodeid for r in passed),
+        "browser (Chromium)": sum("tests/browser/" in r.nodeid for r in passed),
+    }
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    summary = ", ".join(f"{n} on {kind}" for kind, n in counts.items())
+    terminalreporter.write_line(f"campaign: passed {summary}; {skipped} skipped")

@@ -82,6 +82,22 @@ def test_production_refuses_unsafe_settings(overrides, problem, tmp_path):
         create_app(config)
 
 
+def test_cookies_are_https_only_in_production_by_default(tmp_path):
+    assert load_settings({"app": {"env": "production"}}, use_file=False).cookie_secure is True
+    assert load_settings({"app": {"env": "development"}}, use_file=False).cookie_secure is False
+    explicit = {"app": {"env": "development"}, "security": {"session_cookie_secure": True}}
+    assert load_settings(explicit, use_file=False).cookie_secure is True
+
+
+def test_production_refuses_plain_http_cookies(tmp_path):
+    config = {
+        "app": {"env": "production", "secret_key": "s" * 40, "instance_path": str(tmp_path)},
+        "security": {"encryption_keys": [generate_key()], "session_cookie_secure": False},
+    }
+    with pytest.raises(ConfigError, match="session_cookie_secure"):
+        create_app(config)
+
+
 def test_production_starts_with_safe_settings(tmp_path):
     app = create_app(
         {

@@ -1,0 +1,66 @@
+"""WCAG 2.2 AA: axe-core finds no serious or critical violation on any page."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from campaign.services.demo import DEMO_LOGINS
+from tests.browser.test_sign_in import sign_in
+
+pytestmark = pytest.mark.browser
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+ADMIN = next(login for login in DEMO_LOGINS if login.role == "admin")
+PAGES = [
+    "/",
+    "/plan",
+    "/plan/campaigns/1",
+    "/posts",
+    "/experiments",
+    "/vacancies",
+    "/reports",
+    "/settings/",
+    "/settings/users",
+    "/settings/tokens",
+    "/no-such-page",
+]
+
+
+def serious_violations(page):
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_sign_in_page_has_no_serious_violations(page, live_server):
+    page.goto(f"{live_server}/login")
+    assert serious_violations(page) == []
+
+
+@pytest.mark.parametrize("width", [1200, 375])
+def test_every_page_has_no_serious_violations(page, live_server, width):
+    assert AXE.exists(), "axe-core is installed by `npm ci` (make assets)"
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in(page, live_server, ADMIN)
+    page.wait_for_url(f"{live_server}/")
+    found = {}
+    for path in PAGES:
+        page.goto(f"{live_server}{path}")
+        violations = serious_violations(page)
+        if violations:
+            found[path] = violations
+    assert found == {}, json.dumps(found, indent=1)
+
+
+def test_the_checker_catches_a_real_violation(page, live_server):
+    page.goto(f"{live_server}/login")
+    page.evaluate(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')"
+    )
+    assert any(v["id"] == "label" for v in serious_violations(page))
