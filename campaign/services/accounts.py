@@ -213,3 +213,26 @@ def set_active(
     audit.record(session, actor, action, "user", user.id, now)
     session.flush()
     return user
+
+
+def change_password(
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    hasher: PasswordHasher,
+    now: dt.datetime,
+) -> User:
+    """Set a new password after checking the current one; every other session ends."""
+    if not verify_password(hasher, user.password_hash, current):
+        raise ServiceError("Your current password is not right.")
+    problem = check_password_strength(new)
+    if problem:
+        raise ServiceError(problem)
+    user.password_hash = hasher.hash(new)
+    user.session_version += 1
+    membership = primary_membership(session, user.id)
+    actor = Actor(membership.organisation_id, user.email, user.id) if membership else None
+    audit.record(session, actor, "user.password_changed", "user", user.id, now)
+    session.flush()
+    return user

@@ -22,6 +22,7 @@ PAGES = [
     "/settings/",
     "/settings/users",
     "/settings/tokens",
+    "/account",
     "/no-such-page",
 ]
 

@@ -17,6 +17,7 @@ EXPECTED_ROLE = {
     "main.experiments": Role.STAFF,
     "main.vacancies": Role.STAFF,
     "main.reports": Role.STAFF,
+    "account.account": Role.STAFF,
     "settings.index": Role.MANAGER,
     "settings.users": Role.ADMIN,
     "settings.change_role": Role.ADMIN,
