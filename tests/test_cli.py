@@ -199,3 +199,40 @@ def test_serve_runs_web_and_worker_together(db_kind, fresh_database_url, tmp_pat
         server.terminate()
         server.wait(timeout=10)
         log.close()
+
+
+def test_worker_ticks_and_stops_on_sigterm(db_kind, fresh_database_url, tmp_path):
+    from campaign.migrate import upgrade
+    from campaign.services.system import last_worker_tick
+
+    url = fresh_database_url(db_kind)
+    upgrade(url)
+    env = {
+        **os.environ,
+        "CAMPAIGN_DATABASE__URL": url,
+        "CAMPAIGN_APP__INSTANCE_PATH": str(tmp_path),
+        "CAMPAIGN_WORKER__TICK_SECONDS": "0.2",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from campaign.cli import main; main()", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    app = create_app(settings_for(url, tmp_path))
+    try:
+        tick = None
+        for _ in range(100):
+            with state(app).session_factory() as session:
+                tick = last_worker_tick(session)
+            if tick:
+                break
+            time.sleep(0.1)
+        assert tick is not None, (tmp_path / "worker.log").read_text()
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=10) == 0
+        log.close()
+        state(app).engine.dispose()
