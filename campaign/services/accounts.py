@@ -77,6 +77,10 @@ def authenticate(
         user.password_hash = hasher.hash(password)
     session.execute(delete(LoginAttempt).where(LoginAttempt.email_key == email_key))
     user.last_login_at = now
+    membership = primary_membership(session, user.id)
+    if membership is not None:
+        actor = Actor(membership.organisation_id, user.email, user.id, membership.role)
+        audit.record(session, actor, "user.signed_in", "user", user.id, now)
     session.flush()
     return user
 

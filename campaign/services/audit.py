@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaign.models import AuditEvent
@@ -19,6 +20,16 @@ class Actor:
     label: str
     user_id: int | None = None
     role: str | None = None
+
+
+def list_events(
+    session: Session, organisation_id: int, limit: int = 100, before_id: int | None = None
+) -> list[AuditEvent]:
+    """The organisation's most recent audit events, newest first, paged by id."""
+    query = select(AuditEvent).where(AuditEvent.organisation_id == organisation_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
 
 
 def record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
@@ -13,11 +13,12 @@ from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from campaign.models import API_SCOPES, Role
-from campaign.services import NotFound, ServiceError, accounts, campaigns, tokens
+from campaign.services import NotFound, ServiceError, accounts, audit, campaigns, tokens
 from campaign.web.auth import member, role_required
 from campaign.web.context import get_session, now, state
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
+AUDIT_PAGE = 50
 ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in Role]
 
 
@@ -52,6 +53,15 @@ class TokenForm(FlaskForm):  # type: ignore[misc]
 def index() -> str:
     channels = campaigns.list_channels(get_session(), member().organisation_id)
     return render_template("settings/index.html", channels=channels)
+
+
+@bp.route("/audit")
+@role_required(Role.MANAGER)
+def audit_log() -> str:
+    before = request.args.get("before", type=int)
+    events = audit.list_events(get_session(), member().organisation_id, AUDIT_PAGE + 1, before)
+    more = len(events) > AUDIT_PAGE
+    return render_template("settings/audit.html", events=events[:AUDIT_PAGE], more=more)
 
 
 @bp.route("/users", methods=["GET", "POST"])

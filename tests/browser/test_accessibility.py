@@ -23,6 +23,7 @@ PAGES = [
     "/settings/users",
     "/settings/tokens",
     "/account",
+    "/settings/audit",
     "/no-such-page",
 ]
 

@@ -19,6 +19,7 @@ EXPECTED_ROLE = {
     "main.reports": Role.STAFF,
     "account.account": Role.STAFF,
     "settings.index": Role.MANAGER,
+    "settings.audit_log": Role.MANAGER,
     "settings.users": Role.ADMIN,
     "settings.change_role": Role.ADMIN,
     "settings.deactivate": Role.ADMIN,

@@ -2,6 +2,7 @@
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from campaign.services.tokens import create_token
 from tests.conftest import NOW
@@ -21,7 +22,9 @@ def test_every_operation_conforms_to_its_schema(app, db, world):
         )
         def check(case):
             # Documented status codes and response bodies, and never a 5xx, for any input.
-            case.call_and_validate(headers=headers)
+            # Schema-valid but impossible inputs (clicks above impressions, a control_index past
+            # the last arm) are rightly refused with 422, so "valid data is accepted" is not checked.
+            case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         check()
         checked.append(operation.label)

@@ -128,3 +128,13 @@ def test_revoked_token_no_longer_authenticates(client, auth, world, db):
     stored = db.scalar(select(ApiToken).where(ApiToken.name == "t"))
     client.post(f"/settings/tokens/{stored.id}/revoke", data={"csrf_token": token})
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 401
+
+
+def test_audit_trail_shows_this_organisations_events_only(client, auth, world, db):
+    auth.login(world.other.admin.email)
+    auth.logout()
+    auth.login(world.home.manager.email)
+    body = client.get("/settings/audit").get_data(as_text=True)
+    assert "user.signed_in" in body
+    assert world.home.manager.email in body
+    assert world.other.admin.email not in body
