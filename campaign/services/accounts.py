@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -240,3 +241,16 @@ def change_password(
     audit.record(session, actor, "user.password_changed", "user", user.id, now)
     session.flush()
     return user
+
+
+def reset_password(
+    session: Session, actor: Actor, user_id: int, hasher: PasswordHasher, now: dt.datetime
+) -> str:
+    """Give a member a new random password, shown once; their sessions end."""
+    membership = get_member(session, actor.organisation_id, user_id)
+    temporary = secrets.token_urlsafe(12)
+    membership.user.password_hash = hasher.hash(temporary)
+    membership.user.session_version += 1
+    audit.record(session, actor, "user.password_reset", "user", user_id, now)
+    session.flush()
+    return temporary

@@ -121,6 +121,21 @@ def reactivate(user_id: int) -> Response:
     return _set_active(user_id, True)
 
 
+@bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+@role_required(Role.ADMIN)
+def reset_password(user_id: int) -> Any:
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    db = get_session()
+    try:
+        temporary = accounts.reset_password(db, member().actor(), user_id, state().hasher, now())
+    except NotFound:
+        abort(404)
+    db.commit()
+    target = accounts.get_member(db, member().organisation_id, user_id).user
+    return render_template("settings/password_reset.html", target=target, temporary=temporary)
+
+
 def _set_active(user_id: int, active: bool) -> Response:
     if not EmptyForm().validate_on_submit():
         abort(400)

@@ -24,6 +24,7 @@ EXPECTED_ROLE = {
     "settings.change_role": Role.ADMIN,
     "settings.deactivate": Role.ADMIN,
     "settings.reactivate": Role.ADMIN,
+    "settings.reset_password": Role.ADMIN,
     "settings.api_tokens": Role.ADMIN,
     "settings.revoke_token": Role.ADMIN,
 }

@@ -138,3 +138,20 @@ def test_audit_trail_shows_this_organisations_events_only(client, auth, world, d
     assert "user.signed_in" in body
     assert world.home.manager.email in body
     assert world.other.admin.email not in body
+
+
+def test_admin_resets_a_password_which_works_once_shown(app, client, auth, world):
+    from tests.conftest import AuthActions
+
+    staff_client = app.test_client()
+    AuthActions(staff_client).login(world.home.staff.email)
+    auth.login(world.home.admin.email)
+    token = auth.csrf("/settings/users")
+    page = client.post(
+        f"/settings/users/{world.home.staff.id}/reset-password", data={"csrf_token": token}
+    )
+    temporary = page.get_data(as_text=True).split('id="new-token">')[1].split("<")[0]
+    assert staff_client.get("/").status_code == 302
+    assert (
+        AuthActions(app.test_client()).login(world.home.staff.email, temporary).status_code == 302
+    )
