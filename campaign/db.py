@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -53,8 +53,17 @@ str200 = Annotated[str, mapped_column(String(200))]
 
 
 def utcnow() -> dt.datetime:
-    """The application clock, as an aware UTC datetime (the database clock decides what is due)."""
+    """The application clock, as an aware UTC datetime (for records, not for what is due)."""
     return dt.datetime.now(dt.UTC)
+
+
+def database_now(session: Session) -> dt.datetime:
+    """The database server's clock as an aware UTC datetime: what is due is decided by it."""
+    if session.get_bind().dialect.name == "sqlite":
+        raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+        return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
+    value: dt.datetime = session.execute(text("SELECT statement_timestamp()")).scalar_one()
+    return value.astimezone(dt.UTC)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -125,7 +125,7 @@ def settings_for(database_url: str, tmp_path: Any, **extra: Any) -> dict[str, An
 def app(database_url: str, db: Session, tmp_path: Any) -> Iterator[Any]:
     application = create_app(settings_for(database_url, tmp_path))
     state(application).session_override = db
-    state(application).clock.append(NOW)
+    state(application).pinned_now = NOW
     yield application
     state(application).engine.dispose()
 

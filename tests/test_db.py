@@ -30,3 +30,13 @@ def test_sqlite_write_transactions_take_the_lock_up_front(sqlite_engine):
                 second.execute(text("SELECT 1"))
     finally:
         quick.dispose()
+
+
+def test_database_clock_is_aware_utc_and_close_to_ours(db):
+    import datetime as dt
+
+    from campaign.db import database_now, utcnow
+
+    server = database_now(db)
+    assert server.tzinfo is not None and server.utcoffset() == dt.timedelta(0)
+    assert abs(server - utcnow()) < dt.timedelta(seconds=5)

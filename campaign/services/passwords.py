@@ -27,11 +27,3 @@ def verify_password(hasher: PasswordHasher, stored_hash: str, password: str) -> 
         return hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-# Verifying against this when the account is unknown keeps the timing the same (no enumeration).
-_DUMMY_PASSWORD = "not-a-real-password-for-timing"  # noqa: S105
-
-
-def dummy_verify(hasher: PasswordHasher) -> None:
-    verify_password(hasher, hasher.hash(_DUMMY_PASSWORD), "x")

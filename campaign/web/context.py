@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from flask import Flask, current_app, g
@@ -28,7 +28,8 @@ class AppState:
     throttle: ThrottlePolicy
     # Tests bind the app to their own transaction-wrapped session.
     session_override: Session | None = None
-    clock: list[dt.datetime] = field(default_factory=list)
+    # Tests pin the clock the views pass to services as `now`.
+    pinned_now: dt.datetime | None = None
 
 
 def state(app: Flask | None = None) -> AppState:
@@ -50,8 +51,7 @@ def get_session() -> Session:
 
 def now() -> dt.datetime:
     """The current time, which tests may pin."""
-    st = state()
-    return st.clock[-1] if st.clock else utcnow()
+    return state().pinned_now or utcnow()
 
 
 def close_session(_exc: BaseException | None = None) -> None:

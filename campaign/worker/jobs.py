@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -19,14 +20,11 @@ class WorkerIdentity:
     worker_id: str
     hostname: str
     pid: int
-    started_at: object
+    started_at: dt.datetime
 
 
 def heartbeat(factory: sessionmaker[Session], identity: WorkerIdentity) -> None:
     """Record that this worker ticked; /api/v1/health reports it."""
-    import datetime as dt
-
-    assert isinstance(identity.started_at, dt.datetime)
     with factory.begin() as session:
         system.record_heartbeat(
             session,

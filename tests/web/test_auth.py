@@ -51,7 +51,7 @@ def test_throttle_is_shared_between_app_processes(auth, world, app, database_url
         auth.login(world.home.staff.email, "wrong-password-x")
     other = create_app(settings_for(database_url, tmp_path))
     state(other).session_override = db
-    state(other).clock.append(NOW)
+    state(other).pinned_now = NOW
     from tests.conftest import AuthActions
 
     response = AuthActions(other.test_client()).login(world.home.staff.email)
@@ -62,7 +62,7 @@ def test_throttle_is_shared_between_app_processes(auth, world, app, database_url
 def test_throttle_window_expires(auth, world, app, db):
     for _ in range(state(app).throttle.max_failures):
         auth.login(world.home.staff.email, "wrong-password-x")
-    state(app).clock.append(NOW + state(app).throttle.window + dt.timedelta(seconds=1))
+    state(app).pinned_now = NOW + state(app).throttle.window + dt.timedelta(seconds=1)
     assert auth.login(world.home.staff.email).status_code == 302
 
 
