@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask, current_app
@@ -25,7 +25,7 @@ def _app_state() -> AppState:
     return state(current_app)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """A user error: one line on stderr, exit code 1."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -187,6 +187,21 @@ def tokens_create(org_slug: str, name: str, scopes: str) -> None:
     except ServiceError as exc:
         _fail(str(exc))
     click.echo(plaintext)
+
+
+@cli.command("analyse", with_appcontext=False)
+@click.argument("file", type=click.File("rb"))
+def analyse(file: Any) -> None:
+    """Compare framings from a JSON file (or - for stdin), printed as JSON; nothing is stored."""
+    import json
+
+    from campaign.analysis import AnalysisInputError, compare_from_json, load_compare_json
+
+    try:
+        result = compare_from_json(load_compare_json(file.read()))
+    except AnalysisInputError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result, indent=2, sort_keys=True, allow_nan=False))
 
 
 def main() -> None:

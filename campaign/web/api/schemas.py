@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorBody(BaseModel):
@@ -67,3 +67,57 @@ class TokenOut(BaseModel):
 
 class TokenList(BaseModel):
     items: list[TokenOut]
+
+
+class ComparePost(BaseModel):
+    impressions: int = Field(ge=0, le=10**12)
+    clicks: int = Field(ge=0, le=10**12)
+    slot: str | None = Field(default=None, description="A time slot label, e.g. 'Tue 10:00'")
+
+
+class CompareArm(BaseModel):
+    name: str
+    impressions: int | None = Field(
+        default=None, ge=0, le=10**12, description="Total views; derived from posts when omitted"
+    )
+    clicks: int | None = Field(default=None, ge=0, le=10**12)
+    posts: list[ComparePost] | None = Field(default=None, description="Per-post counts, optional")
+
+
+class CompareRequest(BaseModel):
+    control_index: int = Field(default=0, ge=0, le=7, description="Which arm is the control")
+    alpha: float = Field(default=0.05, gt=0, le=0.5)
+    arms: list[CompareArm] = Field(min_length=2, max_length=8)
+
+
+class CompareArmOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    rate: float | None
+    wilson_95: list[float] | None = Field(description="[low, high]")
+    prob_best: float | None
+    expected_loss: float | None
+
+
+class CompareComparisonOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    arm: str
+    diff: float | None
+    diff_95: list[float] | None
+    p_value: float | None
+    p_value_holm: float | None
+    relative_lift: float | None
+    relative_lift_95: list[float] | None
+    prob_beats_control: float | None
+
+
+class CompareResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    arms: list[CompareArmOut]
+    comparisons: list[CompareComparisonOut]
+    required_impressions_per_arm: int | None
+    verdict: Literal["not_enough_data", "no_clear_difference", "better", "worse"]
+    summary: str
