@@ -45,6 +45,15 @@ def main() -> None:
             page.goto(f"{base}/plan")
             page.get_by_role("link", name="Exam season: is it worth it?").click()
             page.screenshot(path=str(OUT / "campaign.png"), full_page=True)
+            page.goto(f"{base}/reports/calculator")
+            arms = [("bare link", "3000", "30"), ("context", "3100", "52")]
+            for i, (name, views, clicks) in enumerate(arms, start=1):
+                page.get_by_label(f"Name of framing {i}").fill(name)
+                page.get_by_label(f"Views of framing {i}").fill(views)
+                page.get_by_label(f"Clicks on framing {i}").fill(clicks)
+            page.get_by_role("button", name="Compare").click()
+            page.get_by_role("heading", name="Not enough evidence yet").wait_for()
+            page.screenshot(path=str(OUT / "calculator.png"), full_page=True)
             page.set_viewport_size({"width": 375, "height": 740})
             page.goto(f"{base}/")
             page.screenshot(path=str(OUT / "dashboard-phone.png"), full_page=True)

@@ -220,6 +220,12 @@ def set_active(
     return user
 
 
+def _set_password(user: User, password: str, hasher: PasswordHasher) -> None:
+    user.password_hash = hasher.hash(password)
+    # A new password ends every session issued under the old one.
+    user.session_version += 1
+
+
 def change_password(
     session: Session,
     user: User,
@@ -234,8 +240,7 @@ def change_password(
     problem = check_password_strength(new)
     if problem:
         raise ServiceError(problem)
-    user.password_hash = hasher.hash(new)
-    user.session_version += 1
+    _set_password(user, new, hasher)
     membership = primary_membership(session, user.id)
     actor = Actor(membership.organisation_id, user.email, user.id) if membership else None
     audit.record(session, actor, "user.password_changed", "user", user.id, now)
@@ -249,8 +254,7 @@ def reset_password(
     """Give a member a new random password, shown once; their sessions end."""
     membership = get_member(session, actor.organisation_id, user_id)
     temporary = secrets.token_urlsafe(12)
-    membership.user.password_hash = hasher.hash(temporary)
-    membership.user.session_version += 1
+    _set_password(membership.user, temporary, hasher)
     audit.record(session, actor, "user.password_reset", "user", user_id, now)
     session.flush()
     return temporary

@@ -23,6 +23,7 @@ PAGES = [
     "/settings/users",
     "/settings/tokens",
     "/account",
+    "/reports/calculator",
     "/settings/audit",
     "/no-such-page",
 ]
@@ -58,6 +59,17 @@ def test_every_page_has_no_serious_violations(page, live_server, width):
         if violations:
             found[path] = violations
     assert found == {}, json.dumps(found, indent=1)
+
+
+def test_calculator_results_have_no_serious_violations(page, live_server):
+    sign_in(page, live_server, ADMIN)
+    page.goto(f"{live_server}/reports/calculator")
+    for i, (views, clicks) in enumerate([("3000", "30"), ("3100", "52")], start=1):
+        page.get_by_label(f"Views of framing {i}").fill(views)
+        page.get_by_label(f"Clicks on framing {i}").fill(clicks)
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_role("heading", name="Not enough evidence yet").wait_for()
+    assert serious_violations(page) == []
 
 
 def test_the_checker_catches_a_real_violation(page, live_server):

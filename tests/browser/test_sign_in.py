@@ -55,3 +55,26 @@ def test_dashboard_fits_a_phone_screen(browser, live_server, tmp_path):
     page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at phone width"
     context.close()
+
+
+def test_calculator_compares_typed_in_framings(page, live_server):
+    sign_in(page, live_server, STAFF)
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_role("link", name="Experiment calculator").click()
+    page.get_by_label("Name of framing 1").fill("bare link")
+    page.get_by_label("Views of framing 1").fill("40000")
+    page.get_by_label("Clicks on framing 1").fill("1200")
+    page.get_by_role("button", name="Add a framing").click()
+    expect(page.get_by_label("Name of framing 3")).to_be_visible()
+    expect(page.get_by_label("Name of framing 1")).to_have_value("bare link")
+    page.get_by_label("Name of framing 2").fill("context")
+    page.get_by_label("Views of framing 2").fill("40000")
+    page.get_by_label("Clicks on framing 2").fill("1800")
+    page.get_by_label("Name of framing 3").fill("question")
+    page.get_by_label("Views of framing 3").fill("40000")
+    page.get_by_label("Clicks on framing 3").fill("1190")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name="A framing did better")).to_be_visible()
+    against = page.get_by_role("table", name="Against the control")
+    expect(against.get_by_role("row", name=re.compile("^context"))).to_contain_text("better")
+    expect(against.get_by_role("row", name=re.compile("^question"))).not_to_contain_text("better")

@@ -17,6 +17,7 @@ EXPECTED_ROLE = {
     "main.experiments": Role.STAFF,
     "main.vacancies": Role.STAFF,
     "main.reports": Role.STAFF,
+    "reports.calculator": Role.STAFF,
     "account.account": Role.STAFF,
     "settings.index": Role.MANAGER,
     "settings.audit_log": Role.MANAGER,
