@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,12 @@ from tests import factories
 from tests.pgserver import PostgresUnavailable, create_database, running_postgres
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# CI runs the property tests on a fixed sequence of examples, so a run is reproducible; locally
+# each run explores new examples.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 _db_names = itertools.count()
 

@@ -9,11 +9,13 @@ pytestmark = pytest.mark.browser
 STAFF = next(login for login in DEMO_LOGINS if login.role == "staff")
 
 
-def sign_in(page, base, login):
+def sign_in(page, base, login, succeeds=True):
     page.goto(f"{base}/login")
     page.get_by_label("Email").fill(login.email)
     page.get_by_label("Password").fill(login.password)
     page.get_by_role("button", name="Sign in").click()
+    if succeeds:
+        page.wait_for_url(f"{base}/")
 
 
 def test_demo_staff_signs_in_reaches_the_dashboard_and_signs_out(page, live_server):
@@ -38,7 +40,7 @@ def test_demo_staff_signs_in_reaches_the_dashboard_and_signs_out(page, live_serv
 
 
 def test_wrong_password_shows_a_generic_message(page, live_server):
-    sign_in(page, live_server, DemoLogin(STAFF.email, "wrong-password", STAFF.role))
+    sign_in(page, live_server, DemoLogin(STAFF.email, "wrong-password", STAFF.role), succeeds=False)
     expect(
         page.get_by_text("That email and password do not match an active account.")
     ).to_be_visible()
