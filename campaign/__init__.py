@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from campaign.config import Settings, check_production_safety, load_settings
 from campaign.crypto import CredentialBox
@@ -44,6 +45,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,
     )
+    if settings.server.proxy_count:
+        count = settings.server.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     _attach_state(app, settings)
     _register_web(app, settings)
     return app

@@ -68,6 +68,8 @@ class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
     threads: int = Field(default=8, ge=1)
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto headers are trusted.
+    proxy_count: int = Field(default=0, ge=0, le=5)
 
 
 class WorkerSection(_Section):

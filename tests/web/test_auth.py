@@ -137,3 +137,23 @@ def test_security_headers_carry_a_script_nonce(client, auth, world):
     assert "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_behind_a_proxy_throttling_counts_the_forwarded_client(database_url, db, tmp_path, world):
+    from tests.conftest import AuthActions
+
+    app = create_app(settings_for(database_url, tmp_path, server={"proxy_count": 1}))
+    state(app).session_override = db
+    state(app).pinned_now = NOW
+    policy = state(app).throttle
+    for n in range(policy.max_failures_per_ip):
+        client = app.test_client()
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+        AuthActions(client).login(f"nobody{n}@x.example", "wrong-password-x")
+    blocked = app.test_client()
+    blocked.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+    assert AuthActions(blocked).login(world.home.staff.email).status_code == 429
+    other = app.test_client()
+    other.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.9"
+    assert AuthActions(other).login(world.home.staff.email).status_code == 302
+    state(app).engine.dispose()
