@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+from waitress.server import create_server
 
 from campaign import create_app
 from campaign.db import utcnow
@@ -46,11 +46,12 @@ def live_server(
     app = create_app(settings_for(url, tmp_path_factory.mktemp("live")))
     with state(app).session_factory.begin() as session:
         load_demo(session, state(app).hasher, utcnow())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # The same WSGI server as `campaign serve`; it closes file responses a browser abandons.
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
     thread.join(timeout=5)
     state(app).engine.dispose()
 
