@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from werkzeug.serving import make_server
+from waitress.server import create_server
 
 from campaign import create_app
 from campaign.db import utcnow
@@ -29,9 +29,9 @@ def main() -> None:
                           "security": {"session_cookie_secure": False}})
         with state(app).session_factory.begin() as session:
             load_demo(session, state(app).hasher, utcnow())
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}"
+        server = create_server(app, host="127.0.0.1", port=0, threads=4)
+        threading.Thread(target=server.run, daemon=True).start()
+        base = f"http://127.0.0.1:{server.effective_port}"
         admin = next(login for login in DEMO_LOGINS if login.role == "admin")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -58,7 +58,7 @@ def main() -> None:
             page.goto(f"{base}/")
             page.screenshot(path=str(OUT / "dashboard-phone.png"), full_page=True)
             browser.close()
-        server.shutdown()
+        server.close()
 
 
 if __name__ == "__main__":
