@@ -9,19 +9,22 @@ from campaign.models import Campaign, Channel, Delivery, Message, Post, Variant
 from campaign.services import NotFound
 
 
-def list_campaigns(session: Session, organisation_id: int) -> list[Campaign]:
-    return list(
-        session.scalars(
-            select(Campaign)
-            .where(Campaign.organisation_id == organisation_id, Campaign.archived.is_(False))
-            .options(
-                selectinload(Campaign.messages)
-                .selectinload(Message.variants)
-                .selectinload(Variant.framing_tags)
-            )
-            .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+def list_campaigns(
+    session: Session, organisation_id: int, limit: int | None = None
+) -> list[Campaign]:
+    """Active campaigns, newest first, with messages, variants and tags loaded."""
+    query = (
+        select(Campaign)
+        .where(Campaign.organisation_id == organisation_id, Campaign.archived.is_(False))
+        .options(
+            selectinload(Campaign.messages)
+            .selectinload(Message.variants)
+            .selectinload(Variant.framing_tags)
         )
+        .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+        .limit(limit)
     )
+    return list(session.scalars(query))
 
 
 def get_campaign(session: Session, organisation_id: int, campaign_id: int) -> Campaign:

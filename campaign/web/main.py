@@ -18,7 +18,7 @@ def dashboard() -> str:
     db, org_id = get_session(), member().organisation_id
     return render_template(
         "main/dashboard.html",
-        campaigns=campaigns.list_campaigns(db, org_id)[:5],
+        campaigns=campaigns.list_campaigns(db, org_id, limit=5),
         upcoming=campaigns.list_upcoming_deliveries(db, org_id, limit=5),
         counts=campaigns.count_by_status(db, org_id),
         channels=campaigns.list_channels(db, org_id),

@@ -7,6 +7,21 @@ import math
 import numpy as np
 from scipy import integrate, special, stats
 
+# The keys CONTRACT.md promises in every compare answer.
+CONTRACT_ARM_KEYS = frozenset({"name", "rate", "wilson_95", "prob_best", "expected_loss"})
+CONTRACT_COMPARISON_KEYS = frozenset(
+    {
+        "arm",
+        "diff",
+        "diff_95",
+        "p_value",
+        "p_value_holm",
+        "relative_lift",
+        "relative_lift_95",
+        "prob_beats_control",
+    }
+)
+
 
 def miller_prob_beats(control: tuple[int, int], arm: tuple[int, int]) -> float:
     """Evan Miller's exact P(p_arm > p_control) for Beta(1+x, 1+n−x) posteriors."""
