@@ -54,7 +54,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
 
 def _attach_state(app: Flask, settings: Settings) -> None:
-    from campaign.web.context import AppState
+    from campaign.state import AppState
 
     if settings.database_url.startswith("sqlite"):
         Path(settings.app.instance_path).mkdir(parents=True, exist_ok=True)

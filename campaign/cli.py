@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 import click
@@ -15,14 +16,15 @@ from flask.cli import FlaskGroup, with_appcontext
 from campaign import create_app
 from campaign.config import ConfigError
 from campaign.db import utcnow
-from campaign.models import Role
+from campaign.models import AUDIENCES, CHANNEL_KINDS, Role
 from campaign.services import ServiceError, accounts, demo, tokens
 from campaign.services.organisations import get_organisation_by_slug
-from campaign.web.context import AppState, state
+from campaign.state import AppState
 
 
 def _app_state() -> AppState:
-    return state(current_app)
+    found: AppState = current_app.extensions["campaign"]
+    return found
 
 
 def _fail(message: str) -> NoReturn:
@@ -61,8 +63,9 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     host = host or st.settings.server.host
     port = port or st.settings.server.port
     scheduler = None
+    stop = threading.Event()
     if not no_worker:
-        scheduler = build_scheduler(st, blocking=False)
+        scheduler = build_scheduler(st, blocking=False, stop=stop)
         scheduler.start()
     click.echo(
         f"campaign is serving at http://{host}:{port} (worker: {'off' if no_worker else 'on'})"
@@ -72,8 +75,9 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
             app, host=host, port=port, threads=st.settings.server.threads, ident="campaign"
         )
     finally:
+        stop.set()
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=True)
 
 
 @cli.command("worker")
@@ -82,10 +86,13 @@ def worker() -> None:
     """Run the worker only: ticks for dispatch, reaping, reconciliation, feeds and metrics."""
     from campaign.worker.scheduler import build_scheduler
 
-    scheduler = build_scheduler(_app_state(), blocking=True)
+    stop = threading.Event()
+    scheduler = build_scheduler(_app_state(), blocking=True, stop=stop)
 
     def _stop(_signum: int, _frame: Any) -> None:
-        scheduler.shutdown(wait=False)
+        # Finish the call in flight, give back claimed deliveries not yet started, then exit.
+        stop.set()
+        scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, _stop)
     click.echo("campaign worker started; stop with Ctrl-C")
@@ -187,6 +194,118 @@ def tokens_create(org_slug: str, name: str, scopes: str) -> None:
     except ServiceError as exc:
         _fail(str(exc))
     click.echo(plaintext)
+
+
+@cli.command("publish-due")
+@with_appcontext
+def publish_due() -> None:
+    """One dispatch pass now (reap, mark missed, publish, reconcile), then exit."""
+    from campaign.worker.dispatch import PassReport
+    from campaign.worker.scheduler import build_dispatcher, new_identity
+
+    dispatcher = build_dispatcher(_app_state(), f"cli:{new_identity().worker_id}")
+    report = PassReport()
+    dispatcher.housekeeping(report)
+    dispatcher.dispatch(report)
+    dispatcher.reconcile(report)
+    click.echo(f"publish-due: {report.summary()}")
+
+
+@cli.group("channels")
+def channels_group() -> None:
+    """Manage channels (where posts go)."""
+
+
+@channels_group.command("add")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--kind", type=click.Choice(list(CHANNEL_KINDS)), required=True)
+@click.option("--name", required=True, help="Display name, e.g. 'Careers on Mastodon'.")
+@click.option("--base-url", default=None, help="Mastodon instance or Bluesky PDS address.")
+@click.option("--audience", type=click.Choice(list(AUDIENCES)), default="students")
+@click.option("--requires-approval", is_flag=True, help="Posts need a manager's approval.")
+@click.option("--max-per-hour", type=click.IntRange(min=1), default=None)
+@click.option("--max-per-day", type=click.IntRange(min=1), default=None)
+@with_appcontext
+def channels_add(
+    org_slug: str,
+    kind: str,
+    name: str,
+    base_url: str | None,
+    audience: str,
+    requires_approval: bool,
+    max_per_hour: int | None,
+    max_per_day: int | None,
+) -> None:
+    """Add a channel; credentials are read from standard input as JSON, never from arguments."""
+    import json
+
+    from campaign.services.channels import REQUIRED_CREDENTIALS, NewChannel, create_channel
+
+    credentials: dict[str, Any] = {}
+    if REQUIRED_CREDENTIALS[kind] != ((),):
+        raw = sys.stdin.read()
+        try:
+            credentials = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            _fail(f"credentials on standard input are not valid JSON: {exc.msg}")
+        if not isinstance(credentials, dict):
+            _fail("credentials on standard input must be a JSON object")
+    st = _app_state()
+    spec = NewChannel(
+        kind=kind,
+        display_name=name,
+        audience=audience,
+        base_url=base_url,
+        requires_approval=requires_approval,
+        max_posts_per_hour=max_per_hour,
+        max_posts_per_day=max_per_day,
+    )
+    try:
+        with st.session_factory.begin() as session:
+            org = get_organisation_by_slug(session, org_slug)
+            channel = create_channel(
+                session, org.id, spec, credentials, st.credentials, None, utcnow()
+            )
+            channel_id = channel.id
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"added {kind} channel {channel_id} '{name}' to {org_slug}")
+
+
+@channels_group.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@with_appcontext
+def channels_list(org_slug: str) -> None:
+    """List an organisation's channels (never their credentials)."""
+    from campaign.services.channels import list_org_channels
+
+    st = _app_state()
+    try:
+        with st.session_factory.begin() as session:
+            org = get_organisation_by_slug(session, org_slug)
+            rows = [
+                (c.id, c.kind, c.status, c.display_name, c.base_url or "")
+                for c in list_org_channels(session, org.id)
+            ]
+    except ServiceError as exc:
+        _fail(str(exc))
+    for row in rows:
+        click.echo("\t".join(str(part) for part in row))
+
+
+@channels_group.command("rotate-keys")
+@with_appcontext
+def channels_rotate_keys() -> None:
+    """Re-encrypt all stored credentials under the first key in security.encryption_keys."""
+    from campaign.services.channels import rotate_all_credentials
+
+    st = _app_state()
+    with st.session_factory.begin() as session:
+        rotated, unreadable = rotate_all_credentials(session, st.credentials)
+    click.echo(f"rotated credentials of {rotated} channel(s)")
+    if unreadable:
+        ids = ", ".join(str(i) for i in unreadable)
+        click.echo(f"could not decrypt channel(s) {ids}: marked 'reconnect needed'", err=True)
 
 
 @cli.command("analyse", with_appcontext=False)

@@ -23,6 +23,12 @@ class ConfigError(RuntimeError):
     """The configuration is unsafe or unreadable; the message says which key."""
 
 
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class _Section(BaseModel):
     # A misspelt key is an error, not a silently ignored setting.
     model_config = ConfigDict(extra="forbid")
@@ -59,9 +65,7 @@ class SecuritySection(_Section):
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         # Environment variables carry the key list as a comma-separated string.
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return _split_commas(value)
 
 
 class ServerSection(_Section):
@@ -75,6 +79,38 @@ class ServerSection(_Section):
 class WorkerSection(_Section):
     tick_seconds: float = Field(default=5.0, gt=0)
     heartbeat_stale_seconds: int = Field(default=120, ge=1)
+
+
+class PublishingSection(_Section):
+    # How long a worker holds a claimed delivery before another may reap it.
+    lease_seconds: int = Field(default=120, ge=5)
+    # A delivery found later than this after its due time is marked missed, never sent late.
+    grace_minutes: int = Field(default=15, ge=1)
+    # Publish attempts per delivery before it is marked failed.
+    max_attempts: int = Field(default=5, ge=1)
+    # Lookups after an unknown outcome before a person is asked to check.
+    max_lookups: int = Field(default=3, ge=1)
+    # Deliveries claimed per dispatch pass.
+    batch_size: int = Field(default=50, ge=1, le=1000)
+    # Retry backoff: base * 2^(attempt-1) seconds, at most the cap; Retry-After wins if longer.
+    backoff_base_seconds: float = Field(default=30.0, ge=0)
+    backoff_max_seconds: float = Field(default=1800.0, ge=0)
+    # Wait before asking a platform about an unknown outcome (platforms index posts lazily).
+    lookup_delay_seconds: float = Field(default=10.0, ge=0)
+    # Connect and read timeout for each platform call, in seconds.
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class NetworkSection(_Section):
+    # Hosts or CIDRs (for example "127.0.0.1" or "10.20.0.0/16") that adapters and fetchers may
+    # reach although they are loopback or private. Empty: only public addresses.
+    allow_private_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allow_private_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        # Like the encryption keys, the environment carries the list comma-separated.
+        return _split_commas(value)
 
 
 class PlatformSection(_Section):
@@ -93,6 +129,8 @@ class Settings(BaseSettings):
     security: SecuritySection = Field(default_factory=SecuritySection)
     server: ServerSection = Field(default_factory=ServerSection)
     worker: WorkerSection = Field(default_factory=WorkerSection)
+    publishing: PublishingSection = Field(default_factory=PublishingSection)
+    network: NetworkSection = Field(default_factory=NetworkSection)
     x: PlatformSection = Field(
         default_factory=lambda: PlatformSection(api_base_url="https://api.x.com")
     )

@@ -5,7 +5,8 @@ from campaign.models.audit import AuditEvent
 from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags
 from campaign.models.channel import CHANNEL_KINDS, Channel
 from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
-from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, Post
+from campaign.models.outbox import OutboxEntry
+from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, DeliveryAttempt, Post
 from campaign.models.system import WorkerHeartbeat
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "Campaign",
     "Channel",
     "Delivery",
+    "DeliveryAttempt",
     "FramingTag",
     "LoginAttempt",
     "Membership",
     "Message",
     "Organisation",
+    "OutboxEntry",
     "Post",
     "Role",
     "User",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaign.db import Base, intpk, str200, utcnow
@@ -38,6 +38,13 @@ class Channel(Base):
     # Fernet ciphertext of the OAuth tokens or app password (see campaign.crypto).
     credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     requires_approval: Mapped[bool] = mapped_column(default=False)
+    # Publishing caps honoured by dispatch; None means no cap.
+    max_posts_per_hour: Mapped[int | None]
+    max_posts_per_day: Mapped[int | None]
+    # Why the channel needs attention (a revoked token, undecryptable credentials), in plain words.
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    # The platform account's name, shown on pages (never a credential).
+    account_label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     organisation: Mapped[Organisation] = relationship()

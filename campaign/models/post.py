@@ -82,10 +82,65 @@ class Delivery(Base):
     external_url: Mapped[str | None] = mapped_column(String(2000))
     published_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Which worker holds the lease (for the delivery page and for logs).
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    # When the first publish attempt began: lookups after an unknown outcome search from here.
+    first_attempt_at: Mapped[dt.datetime | None]
+    # Lookups made while the outcome was unknown; capped before a person is asked.
+    lookups: Mapped[int] = mapped_column(default=0)
+    # Who marked a manual delivery as posted (manual channels only).
+    posted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
     channel: Mapped[Channel] = relationship()
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="delivery", order_by="DeliveryAttempt.id", cascade="all, delete-orphan"
+    )
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_DELIVERY_STATUSES
+
+
+ATTEMPT_KINDS = ("publish", "lookup")
+ATTEMPT_OUTCOMES = (
+    "pending",
+    "published",
+    "retry",
+    "failed",
+    "unknown",
+    "duplicate",
+    "found",
+    "not_found",
+    "lookup_unavailable",
+    "lease_lost",
+    "lease_expired",
+    "released",
+)
+
+
+class DeliveryAttempt(Base):
+    """One call to a platform for a delivery, written before the call and closed after it."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ATTEMPT_KINDS), name="kind_known"),
+        CheckConstraint(_in("outcome", ATTEMPT_OUTCOMES), name="outcome_known"),
+        Index("ix_delivery_attempts_delivery_id_lease_token", "delivery_id", "lease_token"),
+    )
+
+    id: Mapped[intpk]
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10), default="publish")
+    number: Mapped[int]
+    lease_token: Mapped[str] = mapped_column(String(64))
+    worker_id: Mapped[str] = mapped_column(String(120))
+    # The delivery's stable key, as sent to the platform.
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str] = mapped_column(String(20), default="pending")
+    http_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")

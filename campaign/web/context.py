@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from argon2 import PasswordHasher
 from flask import Flask, current_app, g
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from campaign.config import Settings
-from campaign.crypto import CredentialBox
 from campaign.db import utcnow
-from campaign.services.accounts import ThrottlePolicy
+from campaign.state import AppState
 
-
-@dataclass
-class AppState:
-    """Everything create_app assembles, kept on app.extensions['campaign']."""
-
-    settings: Settings
-    engine: Engine
-    session_factory: sessionmaker[Session]
-    hasher: PasswordHasher
-    credentials: CredentialBox
-    throttle: ThrottlePolicy
-    # Tests bind the app to their own transaction-wrapped session.
-    session_override: Session | None = None
-    # Tests pin the clock the views pass to services as `now`.
-    pinned_now: dt.datetime | None = None
+__all__ = ["AppState", "close_session", "get_session", "now", "state"]
 
 
 def state(app: Flask | None = None) -> AppState:

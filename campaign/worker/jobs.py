@@ -1,4 +1,4 @@
-"""One function per job. Each opens its own transaction and is safe to re-run."""
+"""One function per job. Each opens its own transactions and is safe to re-run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaign.db import utcnow
 from campaign.services import system
 from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
+from campaign.worker.dispatch import Dispatcher, PassReport
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def heartbeat(factory: sessionmaker[Session], identity: WorkerIdentity) -> None:
             identity.started_at,
             utcnow(),
         )
+    log.debug("heartbeat %s", identity.worker_id)
 
 
 def prune_logins(factory: sessionmaker[Session], policy: ThrottlePolicy) -> None:
@@ -42,3 +44,25 @@ def prune_logins(factory: sessionmaker[Session], policy: ThrottlePolicy) -> None
         removed = prune_login_attempts(session, policy, utcnow())
     if removed:
         log.info("pruned %d old login attempts", removed)
+
+
+def publish_due(dispatcher: Dispatcher) -> PassReport:
+    """Reap, mark missed, then publish one batch of due deliveries."""
+    report = PassReport()
+    dispatcher.housekeeping(report)
+    dispatcher.dispatch(report)
+    _log_report("dispatch", report)
+    return report
+
+
+def reconcile_unknown(dispatcher: Dispatcher) -> PassReport:
+    """Check deliveries with an unknown outcome against their platform."""
+    report = dispatcher.reconcile()
+    _log_report("reconcile", report)
+    return report
+
+
+def _log_report(name: str, report: PassReport) -> None:
+    # Routine empty ticks stay at DEBUG so that a terminal running `make run` stays readable.
+    level = logging.INFO if sum(report.counts.values()) else logging.DEBUG
+    log.log(level, "%s: %s", name, report.summary())

@@ -1,10 +1,12 @@
-"""Builds the APScheduler that runs the worker's ticks."""
+"""Builds the APScheduler that runs the worker's ticks, and the dispatcher they drive."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import uuid
 from typing import Any
 
@@ -12,10 +14,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from campaign.db import utcnow
-from campaign.web.context import AppState
+from campaign.services.channel_runtime import AdapterFactory
+from campaign.services.publishing import EngineRules
+from campaign.state import AppState
 from campaign.worker import jobs
+from campaign.worker.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
+
+# Reliability tests name a step at which the worker kills itself (testing mode only).
+FAULT_ENV = "CAMPAIGN_TEST_KILL_AT"
 
 
 def new_identity() -> jobs.WorkerIdentity:
@@ -28,30 +36,53 @@ def new_identity() -> jobs.WorkerIdentity:
     )
 
 
-def build_scheduler(state: AppState, blocking: bool) -> Any:
+def _fault_hook(state: AppState) -> Any:
+    point = os.environ.get(FAULT_ENV, "")
+    if state.settings.app.env != "testing" or not point:
+        return lambda _name: None
+
+    def fault(name: str) -> None:
+        if name == point:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return fault
+
+
+def build_dispatcher(
+    state: AppState, worker_id: str, stop: threading.Event | None = None
+) -> Dispatcher:
+    """A dispatcher wired to this app's database, settings and channel adapters."""
+    adapters = AdapterFactory(state.settings, state.credentials, state.session_factory)
+    return Dispatcher(
+        state.session_factory,
+        adapters.build,
+        worker_id,
+        EngineRules.from_settings(state.settings.publishing),
+        fault=_fault_hook(state),
+        stop=stop,
+    )
+
+
+def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | None = None) -> Any:
     """A scheduler with the fixed ticks; jobs never overlap themselves and skip missed runs."""
     scheduler: Any = (
         BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
     )
     identity = new_identity()
+    dispatcher = build_dispatcher(state, identity.worker_id, stop)
     tick = state.settings.worker.tick_seconds
     defaults = {"max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(tick))}
-    scheduler.add_job(
-        jobs.heartbeat,
-        "interval",
-        seconds=tick,
-        args=(state.session_factory, identity),
-        id="heartbeat",
-        next_run_time=utcnow(),
-        **defaults,
+    ticks = (
+        ("heartbeat", jobs.heartbeat, (state.session_factory, identity), tick),
+        ("publish_due", jobs.publish_due, (dispatcher,), tick),
+        ("reconcile_unknown", jobs.reconcile_unknown, (dispatcher,), tick),
+        ("prune_logins", jobs.prune_logins, (state.session_factory, state.throttle), 600.0),
     )
-    scheduler.add_job(
-        jobs.prune_logins,
-        "interval",
-        minutes=10,
-        args=(state.session_factory, state.throttle),
-        id="prune_logins",
-        **defaults,
-    )
+    for job_id, func, args, seconds in ticks:
+        # The frequent ticks start at once; the others wait for their first interval.
+        start = {"next_run_time": utcnow()} if seconds == tick else {}
+        scheduler.add_job(
+            func, "interval", seconds=seconds, args=args, id=job_id, **defaults, **start
+        )
     log.info("worker %s ticking every %ss", identity.worker_id, tick)
     return scheduler

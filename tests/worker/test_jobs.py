@@ -29,7 +29,12 @@ def test_health_reports_the_latest_of_several_workers(db):
 
 def test_scheduler_declares_fixed_ticks_not_jobs_per_post(app):
     scheduler = build_scheduler(state(app), blocking=False)
-    assert {job.id for job in scheduler.get_jobs()} == {"heartbeat", "prune_logins"}
+    assert {job.id for job in scheduler.get_jobs()} == {
+        "heartbeat",
+        "publish_due",
+        "reconcile_unknown",
+        "prune_logins",
+    }
     assert all(job.max_instances == 1 for job in scheduler.get_jobs())
 
 

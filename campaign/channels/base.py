@@ -1,0 +1,144 @@
+"""The one protocol every channel adapter speaks, its dataclasses and its outcome errors.
+
+Adapters are the network edge: they take and return plain dataclasses, never ORM objects, and
+they never touch the database. Each error class below maps to one outcome class of the
+publishing engine (campaign.services.publishing), which decides what happens next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import requests
+
+LengthCounting = Literal["weighted", "characters", "graphemes", "none"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a network can do; the engine and the drafting checks read these, never the kind."""
+
+    # How text length is counted and the limit: X "weighted" (URLs 23, CJK and emoji 2),
+    # Mastodon "characters" (URLs 23), Bluesky "graphemes" (URLs at full length).
+    length_counting: LengthCounting
+    max_length: int | None
+    url_length: int | None
+    # The platform drops a repeat of our idempotency key for this long (None: it does not).
+    idempotency_window: dt.timedelta | None
+    # The adapter can find a post after an unknown outcome (by id, key or content).
+    supports_lookup: bool
+    # Engagement figures this network can report.
+    metrics: tuple[str, ...]
+    # Staff post by hand; the engine never dispatches these deliveries.
+    manual: bool = False
+    # A per-post price to show before scheduling (X's pay-per-use), in US dollars.
+    cost_per_post_usd: float | None = None
+    cost_per_link_post_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class OutgoingPost:
+    """One delivery as the adapter sees it: final text, link, and the stable idempotency key."""
+
+    delivery_id: int
+    idempotency_key: str
+    text: str
+    link_url: str | None
+    due_at: dt.datetime
+    # The platform's id from an earlier attempt, when one is known (for lookups).
+    external_id: str | None = None
+    # When the first attempt began; lookups search from here.
+    first_attempt_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PublishedPost:
+    """What the platform says it stored."""
+
+    external_id: str
+    url: str | None = None
+    published_at: dt.datetime | None = None
+
+
+@dataclass
+class ChannelContext:
+    """Everything an adapter needs, given in its constructor.
+
+    `http` is the guarded requests session (SSRF checks at connect time, no proxies from the
+    environment). `on_credentials_change` is called at once, with the whole new credential
+    mapping, whenever the adapter is handed new tokens (a rotated single-use refresh token, a new
+    Bluesky session): the caller persists it encrypted in its own short transaction before the
+    adapter goes on, so a crash never loses the only valid token.
+    """
+
+    kind: str
+    base_url: str
+    credentials: dict[str, Any]
+    http: requests.Session
+    timeout: float = 10.0
+    on_credentials_change: Callable[[dict[str, Any]], None] = field(default=lambda _c: None)
+    # Hosts or CIDRs that may be loopback or private (config [network] allow_private_hosts).
+    allow_private_hosts: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelError(Exception):
+    """Base class; the message is shown to staff, so it must be plain words, never a token."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RetryableError(ChannelError):
+    """Nothing was published (429, refused before sending): retry later with backoff."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentError(ChannelError):
+    """The platform refused the post for good (validation, not permitted): do not retry."""
+
+
+class ReconnectNeeded(PermanentError):
+    """The credentials are revoked, expired or unreadable: the channel needs reconnecting."""
+
+
+class DuplicateRejected(ChannelError):
+    """The platform says it already has this post: it may be ours, so reconcile, never retry."""
+
+
+class UnknownOutcome(ChannelError):
+    """The request may have been accepted (5xx, timeout or reset after sending)."""
+
+
+class LookupUnavailable(ChannelError):
+    """The platform cannot be asked right now (or at all) whether the post exists."""
+
+
+class ChannelAdapter(Protocol):
+    """Publish one post; optionally find it again after an unknown outcome."""
+
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, context: ChannelContext) -> None: ...
+
+    def publish(self, post: OutgoingPost) -> PublishedPost:
+        """Publish the post once, sending its idempotency key where the platform takes one."""
+        ...
+
+    def lookup(self, post: OutgoingPost) -> PublishedPost | None:
+        """The published post if the platform has it, None if it surely does not.
+
+        Raises LookupUnavailable when the platform cannot be asked (or the adapter cannot
+        search), so the engine sends the delivery to a person instead of guessing.
+        """
+        ...
