@@ -318,7 +318,7 @@ def test_a_lost_lease_makes_the_late_completion_change_nothing(factory, network)
             RULES,
         )
     assert state == "lease_lost"
-    assert [a.outcome for a in _attempts(factory, delivery_id)][0] == "lease_expired"
+    assert _attempts(factory, delivery_id)[0].outcome == "lease_expired"
 
 
 def test_the_reaper_requeues_a_claim_whose_call_never_started(factory, network):
