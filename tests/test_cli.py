@@ -1,6 +1,8 @@
 """The `campaign` command against a fresh database of each kind (no shared transaction here)."""
 
+import datetime as dt
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -9,11 +11,12 @@ import time
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from campaign import create_app
 from campaign.cli import cli
-from campaign.models import ApiToken, Organisation, User
+from campaign.crypto import CredentialBox, generate_key
+from campaign.models import ApiToken, Channel, Delivery, Organisation, OutboxEntry, User
 from campaign.web.context import state
 from tests.conftest import settings_for
 
@@ -236,3 +239,82 @@ def test_worker_ticks_and_stops_on_sigterm(db_kind, fresh_database_url, tmp_path
         assert worker.wait(timeout=10) == 0
         log.close()
         state(app).engine.dispose()
+
+
+SECRET = "tok-very-secret-value"
+
+
+def test_channels_add_reads_credentials_from_stdin_and_stores_them_encrypted(migrated_app):
+    invoke(migrated_app, "demo")
+    result = invoke(
+        migrated_app,
+        "channels", "add", "--org", "demo", "--kind", "mastodon", "--name", "Careers",
+        "--base-url", "https://mastodon.example", "--max-per-hour", "4",
+        stdin=json.dumps({"access_token": SECRET}),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    with state(migrated_app).session_factory() as session:
+        channel = session.scalar(select(Channel).where(Channel.display_name == "Careers"))
+        assert SECRET.encode() not in channel.credentials_encrypted
+        assert channel.max_posts_per_hour == 4
+    listed = invoke(migrated_app, "channels", "list", "--org", "demo")
+    assert "Careers" in listed.output and SECRET not in listed.output
+
+
+def test_channels_add_refuses_bad_credentials_json_in_one_line(migrated_app):
+    invoke(migrated_app, "demo")
+    result = invoke(
+        migrated_app, "channels", "add", "--org", "demo", "--kind", "bluesky", "--name", "B",
+        stdin="{not json",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_channels_add_has_no_way_to_pass_credentials_as_arguments(migrated_app):
+    result = invoke(migrated_app, "channels", "add", "--help")
+    assert "--token" not in result.output and "--password" not in result.output
+    assert "standard input" in result.output
+
+
+def test_rotate_keys_reencrypts_and_flags_unreadable_channels(migrated_app):
+    invoke(migrated_app, "demo")
+    st = state(migrated_app)
+    invoke(
+        migrated_app,
+        "channels", "add", "--org", "demo", "--kind", "mastodon", "--name", "M",
+        "--base-url", "https://m.example",
+        stdin=json.dumps({"access_token": SECRET}),
+    )  # fmt: skip
+    with st.session_factory.begin() as session:
+        session.execute(
+            update(Channel)
+            .where(Channel.display_name == "Outbox: employers")
+            .values(credentials_encrypted=CredentialBox([generate_key()]).encrypt(b"{}"))
+        )
+    result = invoke(migrated_app, "channels", "rotate-keys")
+    assert result.exit_code == 0
+    assert "rotated credentials of 1 channel(s)" in result.output
+    assert "marked 'reconnect needed'" in result.stderr
+    with st.session_factory() as session:
+        flagged = session.scalar(select(Channel).where(Channel.display_name == "Outbox: employers"))
+        assert flagged.status == "needs_reauth"
+
+
+def test_publish_due_publishes_due_outbox_posts_and_prints_what_it_did(migrated_app):
+    invoke(migrated_app, "demo")
+    st = state(migrated_app)
+    with st.session_factory.begin() as session:
+        first = session.scalar(select(Delivery).order_by(Delivery.id).limit(1))
+        first.due_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        first_id = first.id
+    result = invoke(migrated_app, "publish-due")
+    assert result.exit_code == 0, result.output
+    assert "claimed 1, published 1" in result.output
+    with st.session_factory() as session:
+        assert session.get(Delivery, first_id).status == "published"
+        assert session.scalar(select(OutboxEntry.text)) is not None
+    again = invoke(migrated_app, "publish-due")
+    assert "claimed 0, published 0" in again.output

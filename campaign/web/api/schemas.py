@@ -121,3 +121,82 @@ class CompareResponse(BaseModel):
     required_impressions_per_arm: int | None
     verdict: Literal["not_enough_data", "no_clear_difference", "better", "worse"]
     summary: str
+
+
+class ChannelIn(BaseModel):
+    """A new channel. Credentials are write-only: no response ever returns them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["outbox", "manual", "x", "mastodon", "bluesky"]
+    name: str = Field(min_length=1, max_length=200)
+    audience: Literal["students", "graduates", "employers", "parents"] = "students"
+    base_url: str | None = Field(
+        default=None, max_length=500, description="Mastodon instance or Bluesky PDS address"
+    )
+    requires_approval: bool = False
+    max_posts_per_hour: int | None = Field(default=None, ge=1, le=10000)
+    max_posts_per_day: int | None = Field(default=None, ge=1, le=100000)
+    credentials: dict[str, str] = Field(
+        default_factory=dict,
+        description="x: OAuth 1.0a keys or OAuth 2.0 tokens; mastodon: access_token; "
+        "bluesky: handle and app_password. Never returned.",
+    )
+
+
+class ChannelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    audience: str
+    status: str
+    status_detail: str | None
+    base_url: str | None
+    requires_approval: bool
+    max_posts_per_hour: int | None
+    max_posts_per_day: int | None
+    has_credentials: bool
+    created_at: str
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelOut]
+
+
+class AttemptOut(BaseModel):
+    number: int
+    kind: Literal["publish", "lookup"]
+    started_at: str
+    finished_at: str | None
+    outcome: str
+    http_status: int | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    post_id: int
+    channel_id: int
+    state: str
+    due_at: str
+    attempts: int
+    last_error: str | None
+    platform_post_id: str | None
+    platform_url: str | None
+    published_at: str | None
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
+    next_after_id: int | None = Field(description="Pass as after_id for the next page")
+
+
+class DeliveryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: str | None = Field(
+        default=None, description="Comma-separated states, e.g. failed,needs_review"
+    )
+    limit: int = Field(default=100, ge=1, le=500)
+    after_id: int | None = Field(default=None, ge=0)
