@@ -61,7 +61,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
 
     app, st = current_app._get_current_object(), _app_state()  # type: ignore[attr-defined]
     host = host or st.settings.server.host
-    port = port or st.settings.server.port
+    port = st.settings.server.port if port is None else port
     scheduler = None
     stop = threading.Event()
     if not no_worker:
@@ -329,4 +329,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # APScheduler logs every job run at INFO and every overlapping tick at WARNING; our own jobs
+    # log what a tick did, so its routine chatter would only fill the terminal.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     cli(prog_name="campaign")

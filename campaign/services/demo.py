@@ -126,7 +126,14 @@ def load_demo(
         )
         for audience in ("students", "graduates", "employers")
     }
-    session.add_all(channels.values())
+    manual = Channel(
+        organisation_id=org.id,
+        kind="manual",
+        audience="graduates",
+        display_name="LinkedIn page (posted by hand)",
+        created_at=now,
+    )
+    session.add_all([*channels.values(), manual])
     tags = {
         tag.key: tag
         for tag in session.scalars(select(FramingTag).where(FramingTag.organisation_id == org.id))
@@ -135,8 +142,43 @@ def load_demo(
         _add_campaign(
             session, org, spec, tags, channels["students"], now + dt.timedelta(days=offset + 1), now
         )
+    _add_soon_posts(session, org, channels["students"], manual, now)
     session.flush()
     return org, True
+
+
+def _add_soon_posts(
+    session: Session, org: Organisation, outbox: Channel, manual: Channel, now: dt.datetime
+) -> None:
+    """Posts due minutes after loading, so a newcomer sees the worker publish and remind."""
+    soon = (
+        (
+            outbox,
+            2,
+            "Welcome back! Drop-in careers appointments run every weekday, 10:00 to 16:00, "
+            "in the Student Hub: https://www.example.ac.uk/careers/drop-in",
+        ),
+        (
+            manual,
+            5,
+            "Graduates: our free careers support lasts three years after you finish. "
+            "Book a call with an adviser: https://www.example.ac.uk/careers/graduates",
+        ),
+    )
+    for channel, minutes, text in soon:
+        due = now + dt.timedelta(minutes=minutes)
+        post = Post(
+            organisation_id=org.id,
+            text=text,
+            link_url=text.rsplit(" ", 1)[-1],
+            status="approved",
+            scheduled_for=due,
+            created_at=now,
+        )
+        post.deliveries.append(
+            Delivery(channel=channel, due_at=due, idempotency_key=uuid.uuid4().hex, updated_at=now)
+        )
+        session.add(post)
 
 
 def _add_campaign(

@@ -1,4 +1,4 @@
-"""The working areas: dashboard, Plan, Posts, Experiments, Vacancies, Reports."""
+"""The working areas: dashboard, Plan, Experiments, Vacancies, Reports (Posts is in publishing)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def campaign_detail(campaign_id: int) -> str:
     except NotFound:
         abort(404)
     return render_template("main/campaign.html", campaign=found)
-
-
-@bp.route("/posts")
-@role_required(Role.STAFF)
-def posts() -> str:
-    deliveries = campaigns.list_upcoming_deliveries(get_session(), member().organisation_id)
-    return render_template("main/posts.html", deliveries=deliveries)
 
 
 @bp.route("/experiments")

@@ -115,13 +115,15 @@ class Dispatcher:
         report.add("reaped_to_unknown", reaped["unknown"])
         report.add("missed", missed)
 
+    def claim(self) -> list[Claim]:
+        """Claim a batch of due deliveries under a fresh lease, in one short transaction."""
+        with self.factory.begin() as session:
+            return publishing.claim_due(session, database_now(session), self.worker_id, self.rules)
+
     def dispatch(self, report: PassReport | None = None) -> PassReport:
         """Claim one batch of due deliveries and publish each once."""
         report = report or PassReport()
-        with self.factory.begin() as session:
-            claims = publishing.claim_due(
-                session, database_now(session), self.worker_id, self.rules
-            )
+        claims = self.claim()
         report.add("claimed", len(claims))
         if not claims:
             return report

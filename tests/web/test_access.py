@@ -3,8 +3,10 @@
 import re
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
-from campaign.models import Role
+from campaign.models import Delivery, Role
 from campaign.web.context import state
 
 # Routes anyone may use, and the role each guarded route needs.
@@ -13,7 +15,15 @@ EXPECTED_ROLE = {
     "main.dashboard": Role.STAFF,
     "main.plan": Role.STAFF,
     "main.campaign_detail": Role.STAFF,
-    "main.posts": Role.STAFF,
+    "publishing.posts": Role.STAFF,
+    "publishing.delivery": Role.STAFF,
+    "publishing.cancel": Role.STAFF,
+    "publishing.mark_posted": Role.STAFF,
+    "publishing.publish_again": Role.MANAGER,
+    "publishing.timeline": Role.STAFF,
+    "publishing.channels": Role.MANAGER,
+    "publishing.resume_channel": Role.ADMIN,
+    "publishing.pause_channel": Role.MANAGER,
     "main.experiments": Role.STAFF,
     "main.vacancies": Role.STAFF,
     "main.reports": Role.STAFF,
@@ -40,10 +50,15 @@ def _ui_rules(app):
 
 
 def _ids(world_part):
+    channel = world_part.channel
     return {
         "campaign_id": world_part.campaign.id,
         "user_id": world_part.staff.id,
         "token_id": world_part.token_id,
+        "channel_id": channel.id,
+        "delivery_id": object_session(channel).scalar(
+            select(Delivery.id).where(Delivery.channel_id == channel.id)
+        ),
     }
 
 
@@ -125,7 +140,16 @@ def test_lists_show_only_the_members_organisation(client, auth, world, db):
     world.other.campaign.name = "Other university secret campaign"
     db.flush()
     auth.login(world.home.admin.email)
-    for path in ["/", "/plan", "/posts", "/settings/users", "/settings/tokens", "/settings/"]:
+    for path in [
+        "/",
+        "/plan",
+        "/posts",
+        "/timeline",
+        "/settings/channels",
+        "/settings/users",
+        "/settings/tokens",
+        "/settings/",
+    ]:
         body = client.get(path).get_data(as_text=True)
         assert "other-uni" not in body, path
         assert "Other university secret campaign" not in body, path
