@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from campaign.channels.base import PublishedPost
-from campaign.models import Channel, Delivery
+from campaign.models import Channel, Delivery, DeliveryAttempt
 from campaign.services.publishing import (
     Claim,
     EngineRules,
@@ -153,6 +153,17 @@ def claim_unknown(
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     ).all()
+    # A lookup whose worker died left its attempt open; it ended when its lease did.
+    session.execute(
+        update(DeliveryAttempt)
+        .where(
+            DeliveryAttempt.delivery_id.in_(list(claimed)),
+            DeliveryAttempt.kind == "lookup",
+            DeliveryAttempt.outcome == "pending",
+        )
+        .values(outcome="lease_expired", finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
     claims = _load_claims(session, [(token, i) for i in claimed])
     lookups = dict(
         session.execute(

@@ -381,3 +381,26 @@ def test_an_adapter_that_always_raises_is_bounded_then_failed(factory, network):
     assert _delivery(factory, healthy).status == "published"
     assert _delivery(factory, poison).status == "failed"
     assert sum(c.idempotency_key == poison_key for c in network.publish_calls) == 3
+
+
+def test_a_lookup_whose_worker_died_is_taken_over_after_its_lease(factory, network):
+    from campaign.services import completion
+
+    _, _, [delivery_id] = _seed(factory)
+    network.publish_script.append(UnknownOutcome("read timeout"))
+    _dispatcher(factory, network).dispatch()
+    with factory.begin() as session:
+        now = database_now(session)
+        [claim] = completion.claim_unknown(session, now, "dead", RULES)
+        publishing.start_attempts(session, [claim], now, "dead", kind="lookup")
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(lease_expires_at=now - dt.timedelta(seconds=1))
+        )
+    _dispatcher(factory, network, worker="w2").reconcile()
+    _dispatcher(factory, network, worker="w2").dispatch()
+    assert _delivery(factory, delivery_id).status == "published"
+    kinds_and_outcomes = [(a.kind, a.outcome) for a in _attempts(factory, delivery_id)]
+    assert ("lookup", "pending") not in kinds_and_outcomes
+    assert ("lookup", "lease_expired") in kinds_and_outcomes
