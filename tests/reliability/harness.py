@@ -193,6 +193,10 @@ class Stack:
             ).all()
             return {row[0]: row[1] for row in rows}
 
+    def heartbeats(self) -> int:
+        with self.factory.begin() as session:
+            return int(session.scalar(text("SELECT count(*) FROM worker_heartbeats")) or 0)
+
     def delivery(self, delivery_id: int) -> Delivery:
         with self.factory.begin() as session:
             found = session.get(Delivery, delivery_id)

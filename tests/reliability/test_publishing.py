@@ -80,7 +80,7 @@ def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack):
         "    with self.factory() as session:\n"
         "        ids = list(session.scalars(select(Delivery.id).where(\n"
         "            Delivery.status == 'scheduled', Delivery.due_at <= database_now(session))))\n"
-        "    time.sleep(0.3)\n"
+        "    time.sleep(1.0)\n"
         "    with self.factory.begin() as session:\n"
         "        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(\n"
         "            status='publishing', lease_token='naive', attempts=Delivery.attempts + 1))\n"
@@ -89,10 +89,11 @@ def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack):
         "from campaign.cli import main; main()"
     )
     channel = stack.channel("mastodon")
-    # Due a little later, so that all four workers are up and look at the same moment.
-    ids = stack.deliveries(channel, 40, due_in=dt.timedelta(seconds=6))
     for _ in range(4):
         stack.start_worker(code=naive)
+    stack.wait_for(lambda: stack.heartbeats() >= 4, "four workers ticking")
+    # Due a moment later, so that all four workers look at the same moment.
+    ids = stack.deliveries(channel, 40, due_in=dt.timedelta(seconds=1.5))
     stack.wait_for(lambda: "scheduled" not in stack.states(ids).values(), "all claimed", timeout=30)
     stack.wait_for(lambda: len(stack.creates("mastodon")) >= len(ids), "calls made", timeout=30)
     # The platform's idempotency key saved the public timeline, but the harness sees the calls.
