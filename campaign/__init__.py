@@ -81,7 +81,7 @@ def _attach_state(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from campaign.web import account, api, auth, main, publishing, reports
+    from campaign.web import account, api, auth, connect, main, publishing, reports
     from campaign.web import settings as settings_views
     from campaign.web.api.errors import install_error_handlers
     from campaign.web.context import close_session
@@ -100,6 +100,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(account.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(publishing.bp)
+    app.register_blueprint(connect.bp)
     app.register_blueprint(settings_views.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
     app.register_blueprint(api.bp)

@@ -117,6 +117,16 @@ class PlatformSection(_Section):
     api_base_url: str
 
 
+class XSection(PlatformSection):
+    api_base_url: str = "https://api.x.com"
+    # The OAuth 2.0 app registered in the X developer console; empty: connect with pasted
+    # OAuth 1.0a keys instead.
+    client_id: str = ""
+    # Only for a confidential X app; a secret, so set it from the environment in production.
+    client_secret: str = ""
+    authorize_url: str = "https://x.com/i/oauth2/authorize"
+
+
 class Settings(BaseSettings):
     """Every configuration key the app reads; config.example.toml documents each one."""
 
@@ -131,9 +141,7 @@ class Settings(BaseSettings):
     worker: WorkerSection = Field(default_factory=WorkerSection)
     publishing: PublishingSection = Field(default_factory=PublishingSection)
     network: NetworkSection = Field(default_factory=NetworkSection)
-    x: PlatformSection = Field(
-        default_factory=lambda: PlatformSection(api_base_url="https://api.x.com")
-    )
+    x: XSection = Field(default_factory=XSection)
     mastodon: PlatformSection = Field(
         default_factory=lambda: PlatformSection(api_base_url="https://mastodon.social")
     )

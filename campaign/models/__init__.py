@@ -4,6 +4,7 @@ from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membersh
 from campaign.models.audit import AuditEvent
 from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags
 from campaign.models.channel import CHANNEL_KINDS, Channel
+from campaign.models.oauth import OAUTH_KINDS, MastodonApp, OAuthAuthorization
 from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
 from campaign.models.outbox import OutboxEntry
 from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, DeliveryAttempt, Post
@@ -15,6 +16,7 @@ __all__ = [
     "CHANNEL_KINDS",
     "DEFAULT_FRAMING_TAGS",
     "DELIVERY_STATUSES",
+    "OAUTH_KINDS",
     "POST_STATUSES",
     "ApiToken",
     "AuditEvent",
@@ -24,8 +26,10 @@ __all__ = [
     "DeliveryAttempt",
     "FramingTag",
     "LoginAttempt",
+    "MastodonApp",
     "Membership",
     "Message",
+    "OAuthAuthorization",
     "Organisation",
     "OutboxEntry",
     "Post",

@@ -79,7 +79,8 @@ def _check_base_url(url: str | None) -> str | None:
     return url.strip().rstrip("/")
 
 
-def _check_credentials(kind: str, credentials: dict[str, Any]) -> dict[str, Any]:
+def check_credentials(kind: str, credentials: dict[str, Any]) -> dict[str, Any]:
+    """The credentials if they have the fields this kind needs; ServiceError naming them if not."""
     options = REQUIRED_CREDENTIALS[kind]
     if options == ((),):
         if credentials:
@@ -115,7 +116,7 @@ def create_channel(
     for cap in (spec.max_posts_per_hour, spec.max_posts_per_day):
         if cap is not None and cap < 1:
             raise ServiceError("caps must be at least 1 post (leave empty for no cap)")
-    checked = _check_credentials(spec.kind, credentials)
+    checked = check_credentials(spec.kind, credentials)
     channel = Channel(
         organisation_id=organisation_id,
         kind=spec.kind,
