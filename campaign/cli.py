@@ -270,6 +270,13 @@ def channels_add(
     except ServiceError as exc:
         _fail(str(exc))
     click.echo(f"added {kind} channel {channel_id} '{name}' to {org_slug}")
+    if kind == "mastodon":
+        from campaign.services.instance_limits import refresh_mastodon_limits
+
+        if refresh_mastodon_limits(st.session_factory, st.settings, only=channel_id):
+            click.echo("read the instance's character limits")
+        else:
+            click.echo("could not read the instance's character limits yet; the worker will retry")
 
 
 @channels_group.command("list")

@@ -43,6 +43,10 @@ class Channel(Base):
     max_posts_per_day: Mapped[int | None]
     # Why the channel needs attention (a revoked token, undecryptable credentials), in plain words.
     status_detail: Mapped[str | None] = mapped_column(Text)
+    # The Mastodon instance's own limits, read from the instance (None until read).
+    max_characters: Mapped[int | None]
+    characters_per_url: Mapped[int | None]
+    limits_checked_at: Mapped[dt.datetime | None]
     # The platform account's name, shown on pages (never a credential).
     account_label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaign.config import Settings
 from campaign.db import utcnow
-from campaign.services import system
+from campaign.services import instance_limits, system
 from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
 from campaign.worker.dispatch import Dispatcher, PassReport
 
@@ -60,6 +61,13 @@ def reconcile_unknown(dispatcher: Dispatcher) -> PassReport:
     report = dispatcher.reconcile()
     _log_report("reconcile", report)
     return report
+
+
+def refresh_instance_limits(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Read Mastodon instances' character limits for channels not checked in the last day."""
+    answered = instance_limits.refresh_mastodon_limits(factory, settings)
+    if answered:
+        log.info("read the character limits of %d Mastodon instance(s)", answered)
 
 
 def _log_report(name: str, report: PassReport) -> None:

@@ -77,6 +77,12 @@ def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | Non
         ("publish_due", jobs.publish_due, (dispatcher,), tick),
         ("reconcile_unknown", jobs.reconcile_unknown, (dispatcher,), tick),
         ("prune_logins", jobs.prune_logins, (state.session_factory, state.throttle), 600.0),
+        (
+            "instance_limits",
+            jobs.refresh_instance_limits,
+            (state.session_factory, state.settings),
+            300.0,
+        ),
     )
     for job_id, func, args, seconds in ticks:
         # The frequent ticks start at once; the others wait for their first interval.

@@ -45,6 +45,8 @@ def _channel(channel: Channel) -> dict[str, Any]:
         "max_posts_per_hour": channel.max_posts_per_hour,
         "max_posts_per_day": channel.max_posts_per_day,
         "has_credentials": channel.credentials_encrypted is not None,
+        "max_characters": channel.max_characters,
+        "characters_per_url": channel.characters_per_url,
         "created_at": _iso(channel.created_at),
     }
 

@@ -156,6 +156,10 @@ class ChannelOut(BaseModel):
     max_posts_per_hour: int | None
     max_posts_per_day: int | None
     has_credentials: bool
+    max_characters: int | None = Field(
+        description="The instance's post length limit (Mastodon), once read from the instance"
+    )
+    characters_per_url: int | None
     created_at: str
 
 
