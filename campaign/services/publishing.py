@@ -330,6 +330,27 @@ def fenced_update(
     return changed
 
 
+def extend_leases(
+    session: Session, claims: list[Claim], now: dt.datetime, rules: EngineRules
+) -> int:
+    """Renew the leases of claims still waiting their turn in a long batch; returns how many."""
+    renewed = 0
+    for token in {c.lease_token for c in claims}:
+        ids = [c.delivery_id for c in claims if c.lease_token == token]
+        result = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.lease_token == token,
+                Delivery.status == "publishing",
+            )
+            .values(lease_expires_at=now + rules.lease)
+            .execution_options(synchronize_session=False)
+        )
+        renewed += int(result.rowcount)  # type: ignore[attr-defined]
+    return renewed
+
+
 def reap_expired_leases(session: Session, now: dt.datetime, limit: int = 500) -> dict[str, int]:
     """Expired leases: back to scheduled if no call began, else unknown (checked before retry)."""
     rows = session.execute(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,10 +133,18 @@ class Dispatcher:
             publishing.start_attempts(session, claims, database_now(session), self.worker_id)
         self.fault("after_attempt_record")
         adapters: dict[int, ChannelAdapter] = {}
+        renewed_at = time.monotonic()
         for index, claim in enumerate(claims):
             if self.stop.is_set():
                 self._release(claims[index:], report)
                 break
+            if time.monotonic() - renewed_at > self.rules.lease.total_seconds() / 3:
+                # A slow platform must not let the rest of the batch's leases run out unused.
+                with self.factory.begin() as session:
+                    publishing.extend_leases(
+                        session, claims[index:], database_now(session), self.rules
+                    )
+                renewed_at = time.monotonic()
             try:
                 outcome = call_publish(self._adapter(claim, adapters), claim)
             except ReconnectNeeded as exc:

@@ -404,3 +404,30 @@ def test_a_lookup_whose_worker_died_is_taken_over_after_its_lease(factory, netwo
     kinds_and_outcomes = [(a.kind, a.outcome) for a in _attempts(factory, delivery_id)]
     assert ("lookup", "pending") not in kinds_and_outcomes
     assert ("lookup", "lease_expired") in kinds_and_outcomes
+
+
+def test_a_long_batch_renews_the_leases_of_claims_still_waiting(factory, network):
+    _, _, ids = _seed(factory, count=3)
+    rules = EngineRules(**{**RULES.__dict__, "lease": dt.timedelta(seconds=3)})
+    seen = []
+
+    def slow(post):
+        # While the first call is slow, the others' leases would lapse without renewal.
+        import time
+
+        time.sleep(1.1)
+        with factory.begin() as session:
+            seen.append(
+                dict(
+                    session.execute(
+                        select(Delivery.id, Delivery.lease_expires_at).where(Delivery.id.in_(ids))
+                    ).all()
+                )
+            )
+        return None
+
+    network.publish_script.extend([slow, slow, slow])
+    _dispatcher(factory, network, rules).dispatch()
+    assert set(_delivery(factory, i).status for i in ids) == {"published"}
+    last_id = ids[-1]
+    assert seen[-1][last_id] > seen[0][last_id], "the waiting claim's lease was renewed"
