@@ -112,7 +112,7 @@ class Stack:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
+    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -120,7 +120,7 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
 
-    def wait_exit(self, process: Any, timeout: float = 30.0) -> int:
+    def wait_exit(self, process: Any, timeout: float = 60.0) -> int:
         try:
             return int(process.wait(timeout=timeout))
         except subprocess.TimeoutExpired as exc:

@@ -94,8 +94,8 @@ def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack):
     stack.wait_for(lambda: stack.heartbeats() >= 4, "four workers ticking")
     # Due a moment later, so that all four workers look at the same moment.
     ids = stack.deliveries(channel, 40, due_in=dt.timedelta(seconds=1.5))
-    stack.wait_for(lambda: "scheduled" not in stack.states(ids).values(), "all claimed", timeout=30)
-    stack.wait_for(lambda: len(stack.creates("mastodon")) >= len(ids), "calls made", timeout=30)
+    stack.wait_for(lambda: "scheduled" not in stack.states(ids).values(), "all claimed")
+    stack.wait_for(lambda: len(stack.creates("mastodon")) >= len(ids), "calls made")
     # The platform's idempotency key saved the public timeline, but the harness sees the calls.
     assert len(stack.creates("mastodon")) > len(ids), "the harness failed to see duplicate calls"
 
@@ -245,12 +245,12 @@ def test_r9_a_zombie_worker_cannot_complete_after_losing_its_lease(stack):
     stack.fake.add_fault("delay", platform="mastodon", path="create", seconds=15, times=1)
     stack.start_worker()
     stack.start_worker()
-    stack.wait_for(stack.all_in([delivery], "published"), "published", timeout=60)
+    stack.wait_for(stack.all_in([delivery], "published"), "published")
     stack.wait_for(
         lambda: any(c["status"] for c in stack.creates("mastodon")[:1]), "slow call done", 60
     )
     # The slow worker's completion came after its lease was reaped: it changed nothing.
-    stack.wait_for(lambda: "was lost before completion" in stack.logs(), "fenced completion", 30)
+    stack.wait_for(lambda: "was lost before completion" in stack.logs(), "fenced completion")
     _exactly_once(stack, "mastodon", [delivery])
     with stack.factory.begin() as session:
         outcomes = set(
