@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, render_template, request
 
-from campaign.analysis import AnalysisInputError, compare_from_json
 from campaign.models import Role
 from campaign.web.auth import role_required
+
+if TYPE_CHECKING:
+    from campaign.analysis import AnalysisInputError
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 MAX_ARMS, START_ARMS = 8, 2
@@ -71,6 +73,9 @@ def _plain_field(error: AnalysisInputError, rows: list[Row]) -> str:
 @role_required(Role.STAFF)
 def calculator() -> str:
     """Compare framings from typed-in counts; nothing is stored."""
+    # numpy and scipy load on first use, so that workers and the CLI start quickly.
+    from campaign.analysis import AnalysisInputError, compare_from_json
+
     result, error = None, None
     if request.method == "POST":
         rows = _rows_from_form(request.form)

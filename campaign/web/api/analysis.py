@@ -7,7 +7,6 @@ from typing import Any
 from flask import request
 from spectree import Response as SpecResponse
 
-from campaign.analysis import AnalysisInputError, compare_from_json, load_compare_json
 from campaign.web.api import bp, spec
 from campaign.web.api.auth import token_required
 from campaign.web.api.errors import ApiError
@@ -32,6 +31,9 @@ from campaign.web.api.schemas import CompareRequest, CompareResponse, ErrorRespo
 @token_required("read")
 def compare() -> Any:
     """Compare framings: rates, intervals, tests against the control and a peeking-safe verdict."""
+    # numpy and scipy load on first use, so that workers and the CLI start quickly.
+    from campaign.analysis import AnalysisInputError, compare_from_json, load_compare_json
+
     try:
         return compare_from_json(load_compare_json(request.get_data()))
     except AnalysisInputError as exc:
