@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -74,6 +74,13 @@ class AdapterFactory:
     settings: Settings
     credentials: CredentialBox
     factory: sessionmaker[Session]
+    # Connection pools each built adapter holds, closed by release() when its pass ends.
+    _held: dict[int, list[Any]] = field(default_factory=dict)
+
+    def release(self, adapter: ChannelAdapter) -> None:
+        """Close the HTTP connections made for this adapter."""
+        for resource in self._held.pop(id(adapter), []):
+            resource.close()
 
     def _default_base_url(self, kind: str) -> str:
         sections = {
@@ -130,8 +137,17 @@ class AdapterFactory:
                 "timeline_url": f"{self.settings.app.base_url.rstrip('/')}/timeline",
             },
         )
+        held: list[Any] = [context.http]
         if channel.kind == "bluesky":
             context.extra["httpx_transport"] = netguard.guarded_httpx_transport(
                 allow, timeout=timeout
             )
-        return adapter_class(channel.kind)(context)
+            held.append(context.extra["httpx_transport"])
+        try:
+            adapter = adapter_class(channel.kind)(context)
+        except BaseException:
+            for resource in held:
+                resource.close()
+            raise
+        self._held[id(adapter)] = held
+        return adapter

@@ -93,6 +93,7 @@ class Dispatcher:
         rules: EngineRules,
         fault: Callable[[str], None] = _no_fault,
         stop: threading.Event | None = None,
+        release_adapter: Callable[[ChannelAdapter], None] | None = None,
     ) -> None:
         self.factory = factory
         self.build_adapter = build_adapter
@@ -100,11 +101,18 @@ class Dispatcher:
         self.rules = rules
         self.fault = fault
         self.stop = stop or threading.Event()
+        self.release_adapter = release_adapter
 
     def _adapter(self, claim: Claim, cache: dict[int, ChannelAdapter]) -> ChannelAdapter:
         if claim.channel.id not in cache:
             cache[claim.channel.id] = self.build_adapter(claim.channel)
         return cache[claim.channel.id]
+
+    def _release_all(self, adapters: dict[int, ChannelAdapter]) -> None:
+        if self.release_adapter is not None:
+            for adapter in adapters.values():
+                self.release_adapter(adapter)
+        adapters.clear()
 
     def housekeeping(self, report: PassReport) -> None:
         """Reap expired leases and mark deliveries that are past their grace window."""
@@ -133,6 +141,15 @@ class Dispatcher:
             publishing.start_attempts(session, claims, database_now(session), self.worker_id)
         self.fault("after_attempt_record")
         adapters: dict[int, ChannelAdapter] = {}
+        try:
+            self._publish_claims(claims, adapters, report)
+        finally:
+            self._release_all(adapters)
+        return report
+
+    def _publish_claims(
+        self, claims: list[Claim], adapters: dict[int, ChannelAdapter], report: PassReport
+    ) -> None:
         renewed_at = time.monotonic()
         for index, claim in enumerate(claims):
             if self.stop.is_set():
@@ -160,7 +177,6 @@ class Dispatcher:
             report.add(state)
             if outcome.kind != "published":
                 log.info("delivery %s: %s (%s)", claim.delivery_id, state, outcome.message)
-        return report
 
     def _release(self, claims: list[Claim], report: PassReport) -> None:
         with self.factory.begin() as session:
@@ -178,10 +194,13 @@ class Dispatcher:
             if claims:
                 publishing.start_attempts(session, claims, now, self.worker_id, kind="lookup")
         adapters: dict[int, ChannelAdapter] = {}
-        for claim in claims:
-            if self.stop.is_set():
-                break
-            report.add(self._reconcile_one(claim, adapters, now))
+        try:
+            for claim in claims:
+                if self.stop.is_set():
+                    break
+                report.add(self._reconcile_one(claim, adapters, now))
+        finally:
+            self._release_all(adapters)
         return report
 
     def _reconcile_one(

@@ -60,6 +60,7 @@ def build_dispatcher(
         EngineRules.from_settings(state.settings.publishing),
         fault=_fault_hook(state),
         stop=stop,
+        release_adapter=adapters.release,
     )
 
 

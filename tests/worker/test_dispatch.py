@@ -431,3 +431,21 @@ def test_a_long_batch_renews_the_leases_of_claims_still_waiting(factory, network
     assert set(_delivery(factory, i).status for i in ids) == {"published"}
     last_id = ids[-1]
     assert seen[-1][last_id] > seen[0][last_id], "the waiting claim's lease was renewed"
+
+
+def test_each_pass_releases_the_adapters_it_built(factory, network):
+    _seed(factory, count=2)
+    released = []
+
+    def build(channel):
+        return FakeAdapter(
+            ChannelContext(
+                kind="fake", base_url="", credentials={}, http=None, extra={"network": network}
+            )
+        )
+
+    dispatcher = Dispatcher(factory, build, "w", RULES, release_adapter=released.append)
+    dispatcher.dispatch()
+    assert len(released) == 1 and isinstance(released[0], FakeAdapter)
+    dispatcher.reconcile()
+    assert len(released) == 1
