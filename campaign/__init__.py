@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from campaign.config import Settings, check_production_safety, load_settings
 from campaign.crypto import CredentialBox
@@ -80,6 +81,18 @@ def _attach_state(app: Flask, settings: Settings) -> None:
     )
 
 
+class _DatabaseId(IntegerConverter):
+    """`<int:...>` in every route, bounded to the database's integer range.
+
+    An id beyond it can name no row; without the bound PostgreSQL would refuse the query
+    ("integer out of range") and the client would see a 500 instead of a 404.
+    """
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def _register_web(app: Flask, settings: Settings) -> None:
     from campaign.web import account, api, auth, connect, main, publishing, reports
     from campaign.web import settings as settings_views
@@ -88,6 +101,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     from campaign.web.filters import install_template_helpers
     from campaign.web.security import install_security_headers
 
+    app.url_map.converters["int"] = _DatabaseId  # before any route is added
     csrf.init_app(app)
     auth.login_manager.init_app(app)
     install_security_headers(app, hsts=settings.is_production)

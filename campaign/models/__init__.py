@@ -4,6 +4,7 @@ from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membersh
 from campaign.models.audit import AuditEvent
 from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags
 from campaign.models.channel import CHANNEL_KINDS, Channel
+from campaign.models.idempotency import IdempotencyKey
 from campaign.models.oauth import OAUTH_KINDS, MastodonApp, OAuthAuthorization
 from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
 from campaign.models.outbox import OutboxEntry
@@ -25,6 +26,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "FramingTag",
+    "IdempotencyKey",
     "LoginAttempt",
     "MastodonApp",
     "Membership",

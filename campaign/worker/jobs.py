@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaign.config import Settings
 from campaign.db import utcnow
-from campaign.services import instance_limits, system
+from campaign.services import idempotency, instance_limits, system
 from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
 from campaign.worker.dispatch import Dispatcher, PassReport
 
@@ -45,6 +45,14 @@ def prune_logins(factory: sessionmaker[Session], policy: ThrottlePolicy) -> None
         removed = prune_login_attempts(session, policy, utcnow())
     if removed:
         log.info("pruned %d old login attempts", removed)
+
+
+def prune_idempotency_keys(factory: sessionmaker[Session]) -> None:
+    """Forget API idempotency keys older than 24 hours."""
+    with factory.begin() as session:
+        removed = idempotency.prune_keys(session, utcnow())
+    if removed:
+        log.info("pruned %d old idempotency keys", removed)
 
 
 def publish_due(dispatcher: Dispatcher) -> PassReport:

@@ -78,6 +78,7 @@ def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | Non
         ("publish_due", jobs.publish_due, (dispatcher,), tick),
         ("reconcile_unknown", jobs.reconcile_unknown, (dispatcher,), tick),
         ("prune_logins", jobs.prune_logins, (state.session_factory, state.throttle), 600.0),
+        ("prune_idempotency_keys", jobs.prune_idempotency_keys, (state.session_factory,), 3600.0),
         (
             "instance_limits",
             jobs.refresh_instance_limits,

@@ -110,3 +110,15 @@ def test_an_unknown_state_is_422_naming_it(client, bearer):
     response = client.get("/api/v1/deliveries?state=lost", headers=bearer(["read"]))
     assert response.status_code == 422
     assert "'lost'" in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/deliveries/99999999999999999999", "/api/v1/deliveries?after_id=2147483648"]
+)
+def test_ids_beyond_the_database_range_are_client_errors_not_500(client, bearer, path):
+    assert client.get(path, headers=bearer(["read"])).status_code in {404, 422}
+
+
+def test_a_page_id_beyond_the_database_range_is_404(client, auth, world):
+    auth.login(world.home.staff.email)
+    assert client.get("/posts/deliveries/99999999999999999999").status_code == 404

@@ -34,6 +34,7 @@ def test_scheduler_declares_fixed_ticks_not_jobs_per_post(app):
         "publish_due",
         "reconcile_unknown",
         "prune_logins",
+        "prune_idempotency_keys",
         "instance_limits",
     }
     assert all(job.max_instances == 1 for job in scheduler.get_jobs())

@@ -10,17 +10,20 @@ from spectree import Response as SpecResponse
 from campaign.web.api import bp, spec
 from campaign.web.api.auth import token_required
 from campaign.web.api.errors import ApiError
+from campaign.web.api.idempotency import IdempotencyHeaders, idempotent
 from campaign.web.api.schemas import CompareRequest, CompareResponse, ErrorResponse
 
 
 @bp.post("/analysis/compare")
 @spec.validate(
     json=CompareRequest,
+    headers=IdempotencyHeaders,
     resp=SpecResponse(
         HTTP_200=CompareResponse,
         HTTP_400=ErrorResponse,
         HTTP_401=ErrorResponse,
         HTTP_403=ErrorResponse,
+        HTTP_409=ErrorResponse,
         HTTP_422=ErrorResponse,
     ),
     tags=["analysis"],
@@ -29,6 +32,7 @@ from campaign.web.api.schemas import CompareRequest, CompareResponse, ErrorRespo
     skip_validation=True,
 )
 @token_required("read")
+@idempotent
 def compare() -> Any:
     """Compare framings: rates, intervals, tests against the control and a peeking-safe verdict."""
     # numpy and scipy load on first use, so that workers and the CLI start quickly.

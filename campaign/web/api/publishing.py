@@ -14,6 +14,7 @@ from campaign.services.channels import NewChannel, create_channel, list_org_chan
 from campaign.web.api import bp, spec
 from campaign.web.api.auth import current_token, token_required
 from campaign.web.api.errors import ApiError
+from campaign.web.api.idempotency import IdempotencyHeaders, idempotent
 from campaign.web.api.schemas import (
     ChannelIn,
     ChannelList,
@@ -97,11 +98,19 @@ def list_channels() -> Any:
 @bp.post("/channels")
 @spec.validate(
     json=ChannelIn,
-    resp=SpecResponse(HTTP_201=ChannelOut, HTTP_422=ErrorResponse, **_ERRORS),
+    headers=IdempotencyHeaders,
+    resp=SpecResponse(
+        HTTP_201=ChannelOut,
+        HTTP_400=ErrorResponse,
+        HTTP_409=ErrorResponse,
+        HTTP_422=ErrorResponse,
+        **_ERRORS,
+    ),
     tags=["channels"],
     security={"bearer": []},
 )
 @token_required("admin")
+@idempotent
 def add_channel() -> Any:
     """Add a channel; credentials are checked for shape and stored encrypted, write-only."""
     body = ChannelIn.model_validate(request.get_json(silent=True) or {})

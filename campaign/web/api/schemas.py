@@ -203,4 +203,4 @@ class DeliveryQuery(BaseModel):
         default=None, description="Comma-separated states, e.g. failed,needs_review"
     )
     limit: int = Field(default=100, ge=1, le=500)
-    after_id: int | None = Field(default=None, ge=0)
+    after_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
