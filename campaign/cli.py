@@ -17,7 +17,7 @@ from campaign import create_app
 from campaign.config import ConfigError
 from campaign.db import utcnow
 from campaign.models import AUDIENCES, CHANNEL_KINDS, Role
-from campaign.services import ServiceError, accounts, demo, tokens
+from campaign.services import ServiceError, accounts, campaigns, demo, tokens
 from campaign.services.organisations import get_organisation_by_slug
 from campaign.state import AppState
 
@@ -284,15 +284,13 @@ def channels_add(
 @with_appcontext
 def channels_list(org_slug: str) -> None:
     """List an organisation's channels (never their credentials)."""
-    from campaign.services.channels import list_org_channels
-
     st = _app_state()
     try:
         with st.session_factory.begin() as session:
             org = get_organisation_by_slug(session, org_slug)
             rows = [
                 (c.id, c.kind, c.status, c.display_name, c.base_url or "")
-                for c in list_org_channels(session, org.id)
+                for c in campaigns.list_channels(session, org.id)
             ]
     except ServiceError as exc:
         _fail(str(exc))

@@ -93,6 +93,18 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="module")
+def factory(db_kind: str, fresh_database_url: Any) -> Iterator[Any]:
+    """A session factory on a fresh database of this test module's own, for code that commits."""
+    from campaign.db import make_session_factory
+
+    url = fresh_database_url(db_kind)
+    upgrade(url)
+    eng = make_engine(url)
+    yield make_session_factory(eng)
+    eng.dispose()
+
+
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Session]:
     """A session inside an outer transaction that is rolled back after the test."""

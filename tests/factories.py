@@ -22,9 +22,22 @@ from campaign.models import (
 )
 from campaign.services.accounts import create_user
 from campaign.services.organisations import create_organisation
+from campaign.services.publishing import EngineRules
 from campaign.services.tokens import create_token
 
 PASSWORD = "correct-horse-battery"
+
+# Engine timings for tests that drive dispatch directly: no lookup delay, small caps.
+ENGINE_RULES = EngineRules(
+    lease=dt.timedelta(seconds=60),
+    grace=dt.timedelta(minutes=15),
+    max_attempts=3,
+    max_lookups=2,
+    batch_size=50,
+    backoff_base=30.0,
+    backoff_max=600.0,
+    lookup_delay=dt.timedelta(0),
+)
 
 
 def make_org(

@@ -147,15 +147,6 @@ def create_channel(
     return channel
 
 
-def list_org_channels(session: Session, organisation_id: int) -> list[Channel]:
-    """The organisation's channels, oldest first."""
-    return list(
-        session.scalars(
-            select(Channel).where(Channel.organisation_id == organisation_id).order_by(Channel.id)
-        )
-    )
-
-
 def rotate_all_credentials(session: Session, box: CredentialBox) -> tuple[int, list[int]]:
     """Re-encrypt every channel's credentials under the newest key.
 

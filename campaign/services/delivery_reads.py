@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from campaign.models import DELIVERY_STATUSES, Delivery, Post
-from campaign.services import NotFound, ServiceError
+from campaign.services import ServiceError
 
 
 def find_deliveries(
@@ -39,16 +39,3 @@ def find_deliveries(
     if after_id is not None:
         query = query.where(Delivery.id > after_id)
     return list(session.scalars(query))
-
-
-def find_delivery(session: Session, organisation_id: int, delivery_id: int) -> Delivery:
-    """One delivery of the organisation, with attempts; NotFound otherwise."""
-    found = session.scalar(
-        select(Delivery)
-        .join(Post, Post.id == Delivery.post_id)
-        .where(Delivery.id == delivery_id, Post.organisation_id == organisation_id)
-        .options(selectinload(Delivery.attempt_log), selectinload(Delivery.channel))
-    )
-    if found is None:
-        raise NotFound("no such delivery")
-    return found

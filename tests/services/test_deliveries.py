@@ -10,25 +10,16 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from campaign.db import database_now, make_engine, make_session_factory
-from campaign.migrate import upgrade
+from campaign.db import database_now
 from campaign.models import AuditEvent, Channel, Delivery, DeliveryAttempt, OutboxEntry, Post
 from campaign.services import NotFound, PermissionDenied, ServiceError, deliveries, publishing
 from campaign.services.audit import Actor
 from campaign.services.organisations import create_organisation
 from tests import factories
 from tests.conftest import NOW
+from tests.factories import ENGINE_RULES
 
-RULES = publishing.EngineRules(
-    lease=dt.timedelta(seconds=60),
-    grace=dt.timedelta(minutes=15),
-    max_attempts=3,
-    max_lookups=2,
-    batch_size=50,
-    backoff_base=30.0,
-    backoff_max=600.0,
-    lookup_delay=dt.timedelta(0),
-)
+RULES = ENGINE_RULES
 
 
 def actor(part, role="staff"):
@@ -379,15 +370,6 @@ def test_resuming_an_active_channel_is_refused(db, world):
 
 
 # Concurrency against the real claim, on committed data in a database of this test module's own.
-
-
-@pytest.fixture(scope="module")
-def factory(db_kind, fresh_database_url):
-    url = fresh_database_url(db_kind)
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from sqlalchemy import text, update
 
 from campaign.config import load_settings
 from campaign.crypto import CredentialBox, generate_key
-from campaign.db import database_now, make_engine, make_session_factory
-from campaign.migrate import upgrade
+from campaign.db import database_now
 from campaign.models import Channel
 from campaign.services.channels import NewChannel, create_channel
 from campaign.services.instance_limits import refresh_mastodon_limits
@@ -17,15 +16,6 @@ from campaign.services.organisations import create_organisation
 from tests.conftest import settings_for
 
 INSTANCE = "http://127.0.0.1:9"
-
-
-@pytest.fixture(scope="module")
-def factory(db_kind, fresh_database_url):
-    url = fresh_database_url(db_kind)
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

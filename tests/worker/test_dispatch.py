@@ -19,8 +19,7 @@ from campaign.channels.base import (
 )
 from campaign.channels.fake import FakeAdapter, FakeNetwork
 from campaign.crypto import CredentialBox, generate_key
-from campaign.db import database_now, make_engine, make_session_factory
-from campaign.migrate import upgrade
+from campaign.db import database_now
 from campaign.models import Channel, Delivery, DeliveryAttempt, Post
 from campaign.services import publishing
 from campaign.services.channel_runtime import AdapterFactory
@@ -28,26 +27,9 @@ from campaign.services.organisations import create_organisation
 from campaign.services.publishing import EngineRules
 from campaign.worker.dispatch import Dispatcher, PassReport
 from tests.conftest import settings_for
+from tests.factories import ENGINE_RULES
 
-RULES = EngineRules(
-    lease=dt.timedelta(seconds=60),
-    grace=dt.timedelta(minutes=15),
-    max_attempts=3,
-    max_lookups=2,
-    batch_size=50,
-    backoff_base=30.0,
-    backoff_max=600.0,
-    lookup_delay=dt.timedelta(0),
-)
-
-
-@pytest.fixture(scope="module")
-def factory(db_kind, fresh_database_url):
-    url = fresh_database_url(db_kind)
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
+RULES = ENGINE_RULES
 
 
 @pytest.fixture(autouse=True)

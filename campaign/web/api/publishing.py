@@ -8,13 +8,14 @@ from flask import request
 from spectree import Response as SpecResponse
 
 from campaign.models import Channel, Delivery
-from campaign.services import NotFound, ServiceError, delivery_reads
+from campaign.services import NotFound, ServiceError, campaigns, deliveries, delivery_reads
 from campaign.services.audit import Actor
-from campaign.services.channels import NewChannel, create_channel, list_org_channels
+from campaign.services.channels import NewChannel, create_channel
 from campaign.web.api import bp, spec
 from campaign.web.api.auth import current_token, token_required
 from campaign.web.api.errors import ApiError
 from campaign.web.api.idempotency import IdempotencyHeaders, idempotent
+from campaign.web.api.resources import rfc3339
 from campaign.web.api.schemas import (
     ChannelIn,
     ChannelList,
@@ -27,10 +28,6 @@ from campaign.web.api.schemas import (
 from campaign.web.context import get_session, now, state
 
 _ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _channel(channel: Channel) -> dict[str, Any]:
@@ -48,7 +45,7 @@ def _channel(channel: Channel) -> dict[str, Any]:
         "has_credentials": channel.credentials_encrypted is not None,
         "max_characters": channel.max_characters,
         "characters_per_url": channel.characters_per_url,
-        "created_at": _iso(channel.created_at),
+        "created_at": rfc3339(channel.created_at),
     }
 
 
@@ -58,18 +55,18 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
         "post_id": delivery.post_id,
         "channel_id": delivery.channel_id,
         "state": delivery.status,
-        "due_at": _iso(delivery.due_at),
+        "due_at": rfc3339(delivery.due_at),
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
         "platform_post_id": delivery.external_id,
         "platform_url": delivery.external_url,
-        "published_at": _iso(delivery.published_at),
+        "published_at": rfc3339(delivery.published_at),
         "attempt_log": [
             {
                 "number": a.number,
                 "kind": a.kind,
-                "started_at": _iso(a.started_at),
-                "finished_at": _iso(a.finished_at),
+                "started_at": rfc3339(a.started_at),
+                "finished_at": rfc3339(a.finished_at),
                 "outcome": a.outcome,
                 "http_status": a.http_status,
                 "error": a.error,
@@ -91,7 +88,7 @@ def _token_actor() -> Actor:
 @token_required("admin")
 def list_channels() -> Any:
     """The organisation's channels; credentials are never returned."""
-    found = list_org_channels(get_session(), current_token().organisation_id)
+    found = campaigns.list_channels(get_session(), current_token().organisation_id)
     return {"items": [_channel(c) for c in found]}
 
 
@@ -176,9 +173,7 @@ def list_deliveries() -> Any:
 def get_delivery(delivery_id: int) -> Any:
     """One delivery: state, attempts (time, outcome, platform error), platform id and URL."""
     try:
-        found = delivery_reads.find_delivery(
-            get_session(), current_token().organisation_id, delivery_id
-        )
+        found = deliveries.get_delivery(get_session(), current_token().organisation_id, delivery_id)
     except NotFound as exc:
         raise ApiError(404, "no such delivery") from exc
     return _delivery(found)

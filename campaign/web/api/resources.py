@@ -15,7 +15,8 @@ from campaign.web.context import get_session
 _AUTH_ERRORS = {"HTTP_401": ErrorResponse, "HTTP_403": ErrorResponse}
 
 
-def _iso(value: Any) -> str | None:
+def rfc3339(value: Any) -> str | None:
+    """An aware UTC datetime as RFC 3339 with a Z, or None."""
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -75,8 +76,8 @@ def list_tokens() -> Any:
                 "name": t.name,
                 "prefix": t.prefix,
                 "scopes": t.scope_list,
-                "created_at": _iso(t.created_at),
-                "last_used_at": _iso(t.last_used_at),
+                "created_at": rfc3339(t.created_at),
+                "last_used_at": rfc3339(t.last_used_at),
                 "revoked": t.revoked_at is not None,
             }
             for t in listed
