@@ -94,7 +94,19 @@ class _DatabaseId(IntegerConverter):
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from campaign.web import account, api, auth, connect, main, publishing, reports
+    from campaign.web import (
+        account,
+        api,
+        auth,
+        calendar,
+        connect,
+        main,
+        planning,
+        planning_settings,
+        post_csv,
+        publishing,
+        reports,
+    )
     from campaign.web import settings as settings_views
     from campaign.web.api.errors import install_error_handlers
     from campaign.web.context import close_session
@@ -116,6 +128,10 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(publishing.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(settings_views.bp)
+    app.register_blueprint(planning.bp)
+    app.register_blueprint(calendar.bp)
+    app.register_blueprint(planning_settings.bp)
+    app.register_blueprint(post_csv.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
     app.register_blueprint(api.bp)
 

@@ -8,6 +8,7 @@ from campaign.models.idempotency import IdempotencyKey
 from campaign.models.oauth import OAUTH_KINDS, MastodonApp, OAuthAuthorization
 from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
 from campaign.models.outbox import OutboxEntry
+from campaign.models.planning import KEY_DATE_EFFECTS, KEY_DATE_KINDS, KeyDate, QueueSlot
 from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, DeliveryAttempt, Post
 from campaign.models.system import WorkerHeartbeat
 
@@ -17,6 +18,8 @@ __all__ = [
     "CHANNEL_KINDS",
     "DEFAULT_FRAMING_TAGS",
     "DELIVERY_STATUSES",
+    "KEY_DATE_EFFECTS",
+    "KEY_DATE_KINDS",
     "OAUTH_KINDS",
     "POST_STATUSES",
     "ApiToken",
@@ -27,6 +30,7 @@ __all__ = [
     "DeliveryAttempt",
     "FramingTag",
     "IdempotencyKey",
+    "KeyDate",
     "LoginAttempt",
     "MastodonApp",
     "Membership",
@@ -35,6 +39,7 @@ __all__ = [
     "Organisation",
     "OutboxEntry",
     "Post",
+    "QueueSlot",
     "Role",
     "User",
     "Variant",

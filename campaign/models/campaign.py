@@ -27,9 +27,14 @@ class Campaign(Base):
     )
     name: Mapped[str200]
     description: Mapped[str] = mapped_column(Text, default="")
+    # What the campaign is for, in the team's words ("200 finalists book a CV review by May").
+    goal: Mapped[str] = mapped_column(Text, default="")
+    # One of AUDIENCES, or None when the campaign speaks to everyone.
+    audience: Mapped[str | None] = mapped_column(String(40))
     starts_on: Mapped[dt.date | None]
     ends_on: Mapped[dt.date | None]
     archived: Mapped[bool] = mapped_column(default=False)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -32,6 +32,8 @@ class Organisation(Base):
     name: Mapped[str200]
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
     calendar_secret: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The duplicate guard looks this many hours either side of a post on the same channel.
+    duplicate_window_hours: Mapped[int] = mapped_column(default=72)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     framing_tags: Mapped[list[FramingTag]] = relationship(

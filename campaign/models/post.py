@@ -46,6 +46,16 @@ class Post(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime | None]
+    # Plain words about the time, e.g. that it was moved out of a spring-forward gap.
+    schedule_note: Mapped[str | None] = mapped_column(Text)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    submitted_at: Mapped[dt.datetime | None]
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[dt.datetime | None]
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    # Why it may go out inside a blackout key date (None: it is not inside one).
+    blackout_override: Mapped[str | None] = mapped_column(Text)
 
     variant: Mapped[Variant | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(
