@@ -77,6 +77,14 @@ class Plan:
         return min((r.utc for r in self.times.values()), default=None)
 
 
+class Refused(ServiceError):
+    """The post cannot be saved; `problems` lists every reason, one sentence each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems))
+        self.problems = list(problems)
+
+
 @dataclass(frozen=True)
 class Saved:
     post: Post
@@ -158,7 +166,7 @@ def check(
     if data.link_url:
         plan.problems += _link_problems(data.link_url)
     if data.variant_id is not None:
-        _variant(session, organisation.id, data.variant_id)
+        variant_of(session, organisation.id, data.variant_id)
     if any(c.kind == "x" for c in channels):
         plan.x_price = f"{scheduling.x_post_price(text):.3f}".rstrip("0").rstrip(".")
     _plan_times(session, organisation, data, now, post_id, plan)
@@ -203,7 +211,8 @@ def _link_problems(url: str) -> list[str]:
     return []
 
 
-def _variant(session: Session, organisation_id: int, variant_id: int) -> Variant:
+def variant_of(session: Session, organisation_id: int, variant_id: int) -> Variant:
+    """A variant of this organisation, with its message; NotFound otherwise."""
     found = session.scalar(
         select(Variant)
         .join(Message, Message.id == Variant.message_id)
@@ -313,7 +322,7 @@ def _is_manager(actor: Actor) -> bool:
 
 def _refuse(plan: Plan) -> None:
     if plan.problems:
-        raise ServiceError(" ".join(plan.problems))
+        raise Refused(plan.problems)
 
 
 def create_post(
@@ -476,9 +485,9 @@ def reject_post(
     comment: str,
 ) -> Post:
     _require(actor, Role.MANAGER, "reject posts")
+    post = _locked(session, organisation.id, post_id, "rejected")
     if not comment.strip():
         raise ServiceError("Say why it is rejected, so its author can put it right.")
-    post = _locked(session, organisation.id, post_id, "rejected")
     if post.status != "pending_approval":
         raise ServiceError(f"Only a post waiting for approval can be rejected; this one is "
                            f"{_said(post.status)}.")  # fmt: skip

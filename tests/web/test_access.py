@@ -45,6 +45,15 @@ EXPECTED_ROLE = {
     "settings.reset_password": Role.ADMIN,
     "settings.api_tokens": Role.ADMIN,
     "settings.revoke_token": Role.ADMIN,
+    "planning.new_post": Role.STAFF,
+    "planning.edit_post": Role.STAFF,
+    "planning.preview": Role.STAFF,
+    "planning.post_detail": Role.STAFF,
+    "planning.submit": Role.STAFF,
+    "planning.approve": Role.MANAGER,
+    "planning.reject": Role.MANAGER,
+    "planning.cancel": Role.STAFF,
+    "planning.drafts": Role.STAFF,
 }
 
 
@@ -65,6 +74,9 @@ def _ids(world_part):
         "channel_id": channel.id,
         "delivery_id": object_session(channel).scalar(
             select(Delivery.id).where(Delivery.channel_id == channel.id)
+        ),
+        "post_id": object_session(channel).scalar(
+            select(Delivery.post_id).where(Delivery.channel_id == channel.id)
         ),
     }
 
