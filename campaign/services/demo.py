@@ -16,14 +16,19 @@ from campaign.models import (
     Channel,
     Delivery,
     FramingTag,
+    KeyDate,
     Message,
     Organisation,
     Post,
+    QueueSlot,
     Role,
     Variant,
 )
+from campaign.services import posts
 from campaign.services.accounts import create_user
+from campaign.services.audit import Actor
 from campaign.services.organisations import create_organisation
+from campaign.services.posts import PostInput
 
 DEMO_SLUG = "demo"
 
@@ -91,7 +96,32 @@ _CAMPAIGNS = (
             ),
         ),
     },
+    {
+        "name": "Spring internships",
+        "description": "Get second-years applying for summer internships before the spring deadlines.",
+        "message": {
+            "title": "Internship applications",
+            "link_url": "https://www.example.ac.uk/careers/internships",
+            "intent": "Second-year students start an internship application this month.",
+            "context": "Most summer internships close in February; many students only look in May.",
+        },
+        "variants": (
+            (
+                "Statistic",
+                "7 in 10 summer internships close before March. If you want one this summer, start now: https://www.example.ac.uk/careers/internships",
+                ("statistic", "deadline_urgency"),
+            ),
+            (
+                "Call to action",
+                "Second year? Spend 20 minutes today shortlisting three internships, and we will check your application: https://www.example.ac.uk/careers/internships",
+                ("call_to_action", "context"),
+            ),
+        ),
+    },
 )
+
+# Weekly queue slots per channel audience: (weekday, hour, minute), in the organisation's zone.
+_QUEUE = {"students": ((1, 10, 0), (3, 12, 30)), "graduates": ((2, 9, 30),)}
 
 
 def load_demo(
@@ -104,8 +134,9 @@ def load_demo(
     org = create_organisation(
         session, DEMO_SLUG, "Demo University Careers Service", "Europe/London", now
     )
+    users = {}
     for login in DEMO_LOGINS:
-        create_user(
+        users[Role(login.role)] = create_user(
             session,
             org.id,
             login.email,
@@ -133,18 +164,61 @@ def load_demo(
         display_name="LinkedIn page (posted by hand)",
         created_at=now,
     )
+    # Posts to graduates go out only once a manager approves them.
+    channels["graduates"].requires_approval = True
     session.add_all([*channels.values(), manual])
+    session.flush()
+    for audience, slots in _QUEUE.items():
+        session.add_all(
+            QueueSlot(channel_id=channels[audience].id, weekday=d, at=dt.time(h, m), created_at=now)
+            for d, h, m in slots
+        )
+    session.add_all(_key_dates(org, now))
     tags = {
         tag.key: tag
         for tag in session.scalars(select(FramingTag).where(FramingTag.organisation_id == org.id))
     }
-    for offset, spec in enumerate(_CAMPAIGNS):
-        _add_campaign(
-            session, org, spec, tags, channels["students"], now + dt.timedelta(days=offset + 1), now
-        )
+    staff = Actor(org.id, users[Role.STAFF].email, users[Role.STAFF].id, Role.STAFF.value)
+    framings = [_add_campaign(session, org, spec, tags, now, staff) for spec in _CAMPAIGNS]
+    # Two rounds through every framing fill about a term of the students' queue; a repeat
+    # comes weeks after its first outing, well outside the duplicate guard's window.
+    for _round in range(2):
+        for variants in framings:
+            for variant in variants:
+                _queue(session, org, variant, (channels["students"].id,), staff, now)
+    # The first message is also offered to graduates, whose channel needs approval.
+    _queue(session, org, framings[0][0], (channels["graduates"].id,), staff, now)
     _add_soon_posts(session, org, channels["students"], manual, now)
     session.flush()
     return org, True
+
+
+def _key_dates(org: Organisation, now: dt.datetime) -> list[KeyDate]:
+    """A UK academic year (September to August) around today, with boosts and blackouts."""
+    year = now.date().year if now.date().month >= 9 else now.date().year - 1
+    spans = (
+        ("Autumn term", "term", "none", (year, 9, 28), (year, 12, 11)),
+        ("Autumn careers fair", "careers_fair", "boost", (year, 10, 15), (year, 10, 15)),
+        ("Graduate scheme deadlines peak", "deadline", "boost", (year, 11, 23), (year, 11, 30)),
+        ("Winter closure", "other", "blackout", (year, 12, 24), (year + 1, 1, 1)),
+        ("Spring term", "term", "none", (year + 1, 1, 11), (year + 1, 3, 19)),
+        ("Internship fair", "careers_fair", "boost", (year + 1, 2, 10), (year + 1, 2, 10)),
+        ("Summer term", "term", "none", (year + 1, 4, 19), (year + 1, 6, 18)),
+        ("Exam period", "exams", "blackout", (year + 1, 5, 10), (year + 1, 5, 28)),
+        ("Finalists' results", "results", "boost", (year + 1, 7, 2), (year + 1, 7, 2)),
+    )
+    return [
+        KeyDate(
+            organisation_id=org.id,
+            title=title,
+            kind=kind,
+            effect=effect,
+            starts_on=dt.date(*start),
+            ends_on=dt.date(*end),
+            created_at=now,
+        )
+        for title, kind, effect, start, end in spans
+    ]
 
 
 def _add_soon_posts(
@@ -186,47 +260,53 @@ def _add_campaign(
     org: Organisation,
     spec: Mapping[str, object],
     tags: dict[str, FramingTag],
-    channel: Channel,
-    first_slot: dt.datetime,
     now: dt.datetime,
-) -> None:
+    staff: Actor,
+) -> list[Variant]:
+    message_spec = spec["message"]
+    assert isinstance(message_spec, dict)
     campaign = Campaign(
         organisation_id=org.id,
         name=str(spec["name"]),
         description=str(spec["description"]),
+        goal=str(message_spec["intent"]),
+        audience="students",
+        owner_id=staff.user_id,
         created_at=now,
     )
-    message_spec = spec["message"]
-    assert isinstance(message_spec, dict)
     message = Message(campaign=campaign, created_at=now, **message_spec)
     session.add_all([campaign, message])
     variants = spec["variants"]
     assert isinstance(variants, tuple)
-    for index, (label, text, tag_keys) in enumerate(variants):
-        variant = Variant(
+    found = [
+        Variant(
             message=message,
             label=label,
             text=text,
-            audience=channel.audience,
+            audience="students",
             framing_tags=[tags[key] for key in tag_keys],
             created_at=now,
         )
-        # Local 10:00 on successive days keeps the demo's posts in comparable slots.
-        slot = (
-            (first_slot + dt.timedelta(days=index))
-            .astimezone(org.zone)
-            .replace(hour=10, minute=0, second=0, microsecond=0)
-        )
-        post = Post(
-            organisation_id=org.id,
-            variant=variant,
-            text=text,
-            link_url=message.link_url,
-            status="approved",
-            scheduled_for=slot,
-            created_at=now,
-        )
-        post.deliveries.append(
-            Delivery(channel=channel, due_at=slot, idempotency_key=uuid.uuid4().hex, updated_at=now)
-        )
-        session.add_all([variant, post])
+        for label, text, tag_keys in variants
+    ]
+    session.add_all(found)
+    session.flush()
+    return found
+
+
+def _queue(
+    session: Session,
+    org: Organisation,
+    variant: Variant,
+    channel_ids: tuple[int, ...],
+    staff: Actor,
+    now: dt.datetime,
+) -> None:
+    data = PostInput(
+        text=variant.text,
+        channel_ids=channel_ids,
+        use_queue=True,
+        link_url=variant.message.link_url,
+        variant_id=variant.id,
+    )
+    posts.create_post(session, org, data, staff, now, submit=True)

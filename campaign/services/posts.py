@@ -36,6 +36,8 @@ from campaign.services.local_time import Resolved, format_local, parse_local
 from campaign.services.text_rules import ChannelLimits, TextCheck, check_text, normalised
 
 MAX_LINK_LENGTH = 2000
+# "Add to queue" passes over at most this many slots that fall inside blackouts.
+MAX_BLACKED_OUT_SLOTS = 60
 # Deliveries in these states can still be given a new time or text: nothing was sent.
 _CHANGEABLE = frozenset({"scheduled", "cancelled"})
 _EDITABLE_POSTS = frozenset({"draft", "pending_approval", "approved", "rejected"})
@@ -235,8 +237,8 @@ def _plan_times(
     if data.use_queue:
         for channel in plan.channels:
             try:
-                plan.times[channel.id] = scheduling.next_queue_time(
-                    session, channel, organisation.timezone, now, exclude_post_id=post_id
+                plan.times[channel.id] = _queue_time(
+                    session, organisation, channel, now, post_id, data.blackout_override
                 )
             except ServiceError as exc:
                 plan.problems.append(str(exc))
@@ -257,6 +259,31 @@ def _plan_times(
         plan.notes.append(when.note)
     for channel in plan.channels:
         plan.times[channel.id] = when
+
+
+def _queue_time(
+    session: Session,
+    organisation: Organisation,
+    channel: Channel,
+    now: dt.datetime,
+    post_id: int | None,
+    override: str | None,
+) -> Resolved:
+    """The next free queue slot; unless overridden, slots inside a blackout are passed over."""
+    passed: set[dt.datetime] = set()
+    for _ in range(MAX_BLACKED_OUT_SLOTS):
+        found = scheduling.next_queue_time(
+            session, channel, organisation.timezone, now, post_id, also_taken=passed
+        )
+        if override or not scheduling.blackouts_covering(
+            session, organisation.id, organisation.timezone, [found.utc]
+        ):
+            return found
+        passed.add(found.utc)
+    raise ServiceError(
+        f"The next {MAX_BLACKED_OUT_SLOTS} queue slots of {channel.display_name} all fall in "
+        "blackouts: pick a date and time, or give a reason to post inside the blackout."
+    )
 
 
 def _check_blackouts(

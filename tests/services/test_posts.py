@@ -445,3 +445,19 @@ def test_an_edit_during_a_claim_waits_and_then_refuses(factory, scheduled):
         worker.commit()
     thread.join(timeout=10)
     assert outcome and "being published" in outcome[0], outcome
+
+
+def test_add_to_queue_passes_over_slots_inside_a_blackout(db, world):
+    home = world.home
+    db.add(QueueSlot(channel_id=home.channel.id, weekday=1, at=dt.time(9, 0), created_at=NOW))
+    db.add(
+        KeyDate(
+            organisation_id=home.org.id, title="Reading week", kind="other", effect="blackout",
+            starts_on=dt.date(2026, 3, 3), ends_on=dt.date(2026, 3, 3), created_at=NOW,
+        )
+    )  # fmt: skip
+    db.flush()
+    post = draft(db, home, when=None, use_queue=True).post
+    assert post.scheduled_for == dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)  # a week later
+    overridden = draft(db, home, text="Other", when=None, use_queue=True, blackout_override="ok")
+    assert overridden.post.scheduled_for == dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.UTC)
