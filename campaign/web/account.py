@@ -1,12 +1,13 @@
-"""The signed-in person's own account: their password."""
+"""The signed-in person's own account: their password, and which organisation they work in."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -46,3 +47,21 @@ def account() -> Any:
             flash("Password changed. Other devices have been signed out.", "success")
             return redirect(url_for("account.account"))
     return render_template("account/account.html", form=form)
+
+
+@bp.route("/account/organisation", methods=["POST"])
+@role_required(Role.STAFF)
+def switch_organisation() -> Response:
+    """Work in another organisation the person belongs to; every page then shows that one."""
+    raw = request.form.get("organisation_id", "")
+    me = member()
+    found = (
+        accounts.membership_for(get_session(), me.user.id, int(raw))
+        if raw.isdigit() and len(raw) < 10
+        else None
+    )
+    if found is None:
+        abort(404)
+    session["org_id"] = found.organisation_id
+    flash(f"You are now working in {found.organisation.name}, as {found.role}.", "success")
+    return redirect(url_for("main.dashboard"))
