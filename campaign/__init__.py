@@ -100,6 +100,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         auth,
         calendar,
         connect,
+        drafting,
         main,
         planning,
         planning_settings,
@@ -129,6 +130,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(connect.bp)
     app.register_blueprint(settings_views.bp)
     app.register_blueprint(planning.bp)
+    app.register_blueprint(drafting.bp)
     app.register_blueprint(calendar.bp)
     app.register_blueprint(planning_settings.bp)
     app.register_blueprint(post_csv.bp)

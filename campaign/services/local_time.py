@@ -102,12 +102,17 @@ def parse_local(text: str, zone: str | ZoneInfo) -> Resolved:
     except ValueError:
         raise ValueError(f"{match['time']} is not a time of day (in {text!r})") from None
     if match["offset"] is None:
-        return resolve_local(day, at, tz)
+        try:
+            return resolve_local(day, at, tz)
+        except OverflowError:
+            raise ValueError(f"{text!r} is outside the dates that can be scheduled") from None
     try:
         instant = dt.datetime.fromisoformat(f"{match['date']}T{match['time']}{match['offset']}")
+        utc = instant.astimezone(dt.UTC)
     except ValueError:
         raise ValueError(f"{match['offset']} is not a UTC offset (in {text!r})") from None
-    utc = instant.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the dates that can be scheduled") from None
     return Resolved(utc, utc.astimezone(tz), None)
 
 

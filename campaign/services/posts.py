@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -38,6 +38,8 @@ from campaign.services.text_rules import ChannelLimits, TextCheck, check_text, n
 MAX_LINK_LENGTH = 2000
 # "Add to queue" passes over at most this many slots that fall inside blackouts.
 MAX_BLACKED_OUT_SLOTS = 60
+# Nothing is scheduled further ahead than this (and far-off years cannot overflow a datetime).
+MAX_AHEAD = dt.timedelta(days=5 * 366)
 # Deliveries in these states can still be given a new time or text: nothing was sent.
 _CHANGEABLE = frozenset({"scheduled", "cancelled"})
 _EDITABLE_POSTS = frozenset({"draft", "pending_approval", "approved", "rejected"})
@@ -77,6 +79,10 @@ class Plan:
     @property
     def first_time(self) -> dt.datetime | None:
         return min((r.utc for r in self.times.values()), default=None)
+
+
+class PublishingNow(ServiceError):
+    """A delivery of the post is being published right now (the API answers 409)."""
 
 
 class Refused(ServiceError):
@@ -130,6 +136,7 @@ def list_posts(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[Post]:
     """Posts of the organisation by time, optionally of one status and in [start, end)."""
     query = (
@@ -137,6 +144,7 @@ def list_posts(
         .where(Post.organisation_id == organisation_id)
         .options(selectinload(Post.deliveries).selectinload(Delivery.channel))
         .order_by(Post.scheduled_for, Post.id)
+        .offset(offset)
         .limit(limit)
     )
     if status is not None:
@@ -157,8 +165,12 @@ def check(
     data: PostInput,
     now: dt.datetime,
     post_id: int | None = None,
+    also_taken: Mapping[int, Iterable[dt.datetime]] | None = None,
 ) -> Plan:
-    """Everything that decides whether `data` can be saved, without saving anything."""
+    """Everything that decides whether `data` can be saved, without saving anything.
+
+    `also_taken` holds queue times per channel id that count as used (rows of one CSV file).
+    """
     text = normalised(data.text or "")
     channels, problems = _channels(session, organisation.id, data.channel_ids)
     checks = [check_text(text, ChannelLimits.of(c)) for c in channels]
@@ -171,7 +183,9 @@ def check(
         variant_of(session, organisation.id, data.variant_id)
     if any(c.kind == "x" for c in channels):
         plan.x_price = f"{scheduling.x_post_price(text):.3f}".rstrip("0").rstrip(".")
-    _plan_times(session, organisation, data, now, post_id, plan)
+    if data.blackout_override and _has_controls(data.blackout_override):
+        plan.problems.append("The blackout reason contains an invisible control character.")
+    _plan_times(session, organisation, data, now, post_id, plan, also_taken or {})
     if plan.times and not plan.problems:
         _check_blackouts(session, organisation, data, plan)
         _warn_duplicates(session, organisation, plan, post_id)
@@ -209,7 +223,11 @@ def _link_problems(url: str) -> list[str]:
     try:
         check_post_url(url)
     except ServiceError as exc:
-        return [str(exc).replace("address of the published post", "link")]
+        return [
+            str(exc)
+            .replace("address of the published post", "link")
+            .replace("The address", "The link")
+        ]
     return []
 
 
@@ -233,23 +251,35 @@ def _plan_times(
     now: dt.datetime,
     post_id: int | None,
     plan: Plan,
+    also_taken: Mapping[int, Iterable[dt.datetime]],
 ) -> None:
     if data.use_queue:
         for channel in plan.channels:
             try:
-                plan.times[channel.id] = _queue_time(
-                    session, organisation, channel, now, post_id, data.blackout_override
-                )
+                found = _queue_time(
+                    session, organisation, channel, now, post_id, data.blackout_override,
+                    set(also_taken.get(channel.id, ())),
+                )  # fmt: skip
             except ServiceError as exc:
                 plan.problems.append(str(exc))
+                continue
+            plan.times[channel.id] = found
+            if found.note:
+                plan.notes.append(f"{channel.display_name}: {found.note}")
         return
     if not (data.when or "").strip():
         plan.problems.append("Choose a date and time, or add the post to the queue.")
         return
     try:
         when = parse_local(data.when or "", organisation.timezone)
+    except OverflowError:
+        plan.problems.append(f"{data.when!r} is too far from today to schedule.")
+        return
     except ValueError as exc:
         plan.problems.append(str(exc))
+        return
+    if when.utc > now + MAX_AHEAD:
+        plan.problems.append("That is more than five years ahead; choose a nearer time.")
         return
     if when.utc <= now:
         shown = format_local(when.utc, organisation.timezone)
@@ -268,9 +298,9 @@ def _queue_time(
     now: dt.datetime,
     post_id: int | None,
     override: str | None,
+    passed: set[dt.datetime],
 ) -> Resolved:
     """The next free queue slot; unless overridden, slots inside a blackout are passed over."""
-    passed: set[dt.datetime] = set()
     for _ in range(MAX_BLACKED_OUT_SLOTS):
         found = scheduling.next_queue_time(
             session, channel, organisation.timezone, now, post_id, also_taken=passed
@@ -567,7 +597,7 @@ def _locked(
     sent = [d for d in locked if d.status not in _CHANGEABLE and not _never_tried(d)]
     if busy:
         names = ", ".join(d.channel.display_name for d in busy)
-        raise ServiceError(
+        raise PublishingNow(
             f"It is being published on {names} right now, so it cannot be {doing}. "
             "Reload the page in a minute to see the outcome."
         )
@@ -596,6 +626,10 @@ def _not_past(post: Post, now: dt.datetime, organisation: Organisation) -> None:
 
 def _needs_approval(post: Post) -> bool:
     return any(d.channel.requires_approval for d in post.deliveries if d.status != "cancelled")
+
+
+def _has_controls(text: str) -> bool:
+    return any((ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127 for ch in text)
 
 
 def _reapproval(post: Post, actor: Actor) -> bool:

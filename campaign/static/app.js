@@ -15,7 +15,7 @@ document.addEventListener("DOMContentLoaded", () => {
       button.addEventListener("click", () => {
         const say = (text) => { if (status) status.textContent = text; };
         navigator.clipboard.writeText(source.value).then(
-          () => say("Copied. Paste it into the post on the account."),
+          () => say(button.dataset.copied || "Copied. Paste it into the post on the account."),
           () => say("Could not copy: select the text above and copy it yourself."),
         );
       });

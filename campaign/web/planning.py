@@ -117,7 +117,8 @@ def _compose(post: Post | None, data: PostInput | None, errors: list[str], statu
         channels=channels,
         errors=errors,
         zone=org.timezone,
-        needs_approval=any(c.requires_approval for c in channels if c.id in data.channel_ids),
+        needs_approval=any(c.requires_approval for c in channels if c.id in data.channel_ids)
+        and not member().role.covers(Role.MANAGER),
     )
     return body, status
 
@@ -180,12 +181,15 @@ def preview() -> Any:
     db.rollback()
     times = {cid: format_local(r.utc, org.timezone) for cid, r in plan.times.items()}
     prefixes = tuple(f"{c.display_name}: " for c in plan.channels)
+    approval = [c.display_name for c in plan.channels if c.requires_approval]
     return render_template(
         "planning/_preview.html",
         plan=plan,
         rows=list(zip(plan.channels, plan.checks, strict=True)),
         times=times,
         other_problems=[p for p in plan.problems if not prefixes or not p.startswith(prefixes)],
+        needs_approval=bool(approval) and not member().role.covers(Role.MANAGER),
+        approval_channels=approval,
     )
 
 

@@ -461,3 +461,17 @@ def test_add_to_queue_passes_over_slots_inside_a_blackout(db, world):
     assert post.scheduled_for == dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)  # a week later
     overridden = draft(db, home, text="Other", when=None, use_queue=True, blackout_override="ok")
     assert overridden.post.scheduled_for == dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [("9999-12-31 23:00", "more than five years ahead"), ("0001-01-01 00:30", "in the past")],
+)
+def test_far_off_years_are_refused_not_crashed(db, world, when, expected):
+    with pytest.raises(ServiceError, match=expected):
+        draft(db, world.home, when=when)
+
+
+def test_control_characters_in_a_blackout_reason_are_refused(db, world):
+    with pytest.raises(ServiceError, match="blackout reason contains an invisible control"):
+        draft(db, world.home, blackout_override="ok\x00")

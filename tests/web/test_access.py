@@ -8,9 +8,13 @@ from sqlalchemy.orm import object_session
 
 from campaign.models import Delivery, Role
 from campaign.web.context import state
+from tests.conftest import NOW
 
 # Routes anyone may use, and the role each guarded route needs.
-PUBLIC = {"static", "auth.login", "auth.logout", "healthz", "api.health", "api.openapi"}
+PUBLIC = {
+    "static", "auth.login", "auth.logout", "healthz", "api.health", "api.openapi",
+    "calendar.feed",  # the private iCal feed: its unguessable secret is the credential
+}  # fmt: skip
 EXPECTED_ROLE = {
     "main.dashboard": Role.STAFF,
     "main.plan": Role.STAFF,
@@ -54,6 +58,33 @@ EXPECTED_ROLE = {
     "planning.reject": Role.MANAGER,
     "planning.cancel": Role.STAFF,
     "planning.drafts": Role.STAFF,
+    "account.switch_organisation": Role.STAFF,
+    "drafting.new_campaign": Role.STAFF,
+    "drafting.edit_campaign": Role.STAFF,
+    "drafting.archive_campaign": Role.STAFF,
+    "drafting.new_message": Role.STAFF,
+    "drafting.edit_message": Role.STAFF,
+    "drafting.delete_message": Role.STAFF,
+    "drafting.new_variant": Role.STAFF,
+    "drafting.edit_variant": Role.STAFF,
+    "drafting.delete_variant": Role.STAFF,
+    "drafting.check_variant": Role.STAFF,
+    "post_csv.import_posts": Role.STAFF,
+    "post_csv.confirm": Role.STAFF,
+    "post_csv.template_csv": Role.STAFF,
+    "post_csv.export_csv": Role.STAFF,
+    "planning_settings.key_date_list": Role.STAFF,
+    "planning_settings.add_key_date": Role.ADMIN,
+    "planning_settings.import_key_dates": Role.ADMIN,
+    "planning_settings.edit_key_date": Role.ADMIN,
+    "planning_settings.delete_key_date": Role.ADMIN,
+    "planning_settings.queue": Role.MANAGER,
+    "planning_settings.add_slot": Role.MANAGER,
+    "planning_settings.remove_slot": Role.MANAGER,
+    "calendar.index": Role.STAFF,
+    "calendar.feed_settings": Role.ADMIN,
+    "calendar.regenerate_feed": Role.ADMIN,
+    "calendar.turn_off_feed": Role.ADMIN,
 }
 
 
@@ -65,9 +96,28 @@ def _ui_rules(app):
     ]
 
 
+def _key_date_id(db, org_id):
+    """The organisation's key date, made on first use (the matrix may delete it)."""
+    import datetime as dt
+
+    from campaign.models import KeyDate
+
+    found = db.scalar(select(KeyDate.id).where(KeyDate.organisation_id == org_id).limit(1))
+    if found is None:
+        key_date = KeyDate(
+            organisation_id=org_id, title="Exams", kind="exams", effect="blackout",
+            starts_on=dt.date(2026, 5, 1), ends_on=dt.date(2026, 5, 20), created_at=NOW,
+        )  # fmt: skip
+        db.add(key_date)
+        db.flush()
+        found = key_date.id
+    return found
+
+
 def _ids(world_part):
     channel = world_part.channel
     return {
+        "key_date_id": _key_date_id(object_session(channel), world_part.org.id),
         "campaign_id": world_part.campaign.id,
         "user_id": world_part.staff.id,
         "token_id": world_part.token_id,
@@ -75,6 +125,8 @@ def _ids(world_part):
         "delivery_id": object_session(channel).scalar(
             select(Delivery.id).where(Delivery.channel_id == channel.id)
         ),
+        "message_id": world_part.campaign.messages[0].id,
+        "variant_id": world_part.campaign.messages[0].variants[0].id,
         "post_id": object_session(channel).scalar(
             select(Delivery.post_id).where(Delivery.channel_id == channel.id)
         ),
@@ -116,14 +168,29 @@ def test_anonymous_users_are_sent_to_sign_in(client, world, app):
             assert response.headers["Location"].startswith("/login"), rule.endpoint
 
 
+def _spare(db, world_part):
+    """A message and framing the matrix may delete without breaking the routes after it."""
+    from campaign.models import Message, Variant
+
+    message = Message(campaign_id=world_part.campaign.id, title="Spare", created_at=NOW)
+    message.variants.append(Variant(label="Spare", text="Spare", audience="students"))
+    other = Message(campaign_id=world_part.campaign.id, title="Spare 2", created_at=NOW)
+    db.add_all([message, other])
+    db.flush()
+    return {"message_id": other.id, "variant_id": message.variants[0].id}
+
+
 @pytest.mark.parametrize("role", list(Role))
-def test_role_matrix(client, auth, world, app, role):
+def test_role_matrix(client, auth, world, app, role, db):
     auth.login(getattr(world.home, role.value).email)
     token = auth.csrf("/")
+    spare = _spare(db, world.home)
     for rule in _ui_rules(app):
         needed = EXPECTED_ROLE[rule.endpoint]
         path = _path(rule, _ids(world.home))
-        data = {"csrf_token": token, "role": "staff"}
+        if rule.endpoint in {"drafting.delete_message", "drafting.delete_variant"}:
+            path = _path(rule, {**_ids(world.home), **spare})
+        data = {"csrf_token": token, "role": "staff", "organisation_id": world.home.org.id}
         if rule.endpoint in {"settings.deactivate", "settings.change_role"}:
             # Act on the manager: never lock ourselves out mid-matrix.
             path = _path(rule, {**_ids(world.home), "user_id": world.home.manager.id})
