@@ -103,6 +103,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         drafting,
         main,
         planning,
+        planning_rules,
         planning_settings,
         post_csv,
         publishing,
@@ -131,6 +132,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(settings_views.bp)
     app.register_blueprint(planning.bp)
     app.register_blueprint(drafting.bp)
+    app.register_blueprint(planning_rules.bp)
     app.register_blueprint(calendar.bp)
     app.register_blueprint(planning_settings.bp)
     app.register_blueprint(post_csv.bp)

@@ -53,6 +53,8 @@ PAGES = [
     "/settings/calendar-feed",
     "/settings/key-dates",
     "/settings/queue",
+    "/settings/key-dates/1/edit",
+    "/settings/planning/",
     "/no-such-page",
 ]
 

@@ -81,6 +81,10 @@ EXPECTED_ROLE = {
     "planning_settings.queue": Role.MANAGER,
     "planning_settings.add_slot": Role.MANAGER,
     "planning_settings.remove_slot": Role.MANAGER,
+    "planning_rules.index": Role.MANAGER,
+    "planning_rules.duplicate_window": Role.ADMIN,
+    "planning_rules.add_tag": Role.ADMIN,
+    "planning_rules.edit_tag": Role.ADMIN,
     "calendar.index": Role.STAFF,
     "calendar.feed_settings": Role.ADMIN,
     "calendar.regenerate_feed": Role.ADMIN,
@@ -117,6 +121,7 @@ def _key_date_id(db, org_id):
 def _ids(world_part):
     channel = world_part.channel
     return {
+        "tag_id": world_part.org.framing_tags[0].id,
         "key_date_id": _key_date_id(object_session(channel), world_part.org.id),
         "campaign_id": world_part.campaign.id,
         "user_id": world_part.staff.id,
