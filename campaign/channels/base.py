@@ -2,17 +2,23 @@
 
 Adapters are the network edge: they take and return plain dataclasses, never ORM objects, and
 they never touch the database. Each error class below maps to one outcome class of the
-publishing engine (campaign.services.publishing), which decides what happens next.
+publishing engine (campaign.services.publishing), which decides what happens next. The one
+exception is a channel whose posts are rows in the app's own database (the outbox): it says so
+in its capabilities and also speaks TransactionalPublisher, writing through a store the runtime
+hands it, inside the engine's transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import requests
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 LengthCounting = Literal["weighted", "characters", "graphemes", "none"]
 
@@ -37,6 +43,10 @@ class Capabilities:
     # A per-post price to show before scheduling (X's pay-per-use), in US dollars.
     cost_per_post_usd: float | None = None
     cost_per_link_post_usd: float | None = None
+    # Posts are rows in the app's own database: the adapter is a TransactionalPublisher, and the
+    # engine publishes a batch and records its completion in one transaction (all or nothing),
+    # so there is no call outside a transaction and no unknown outcome.
+    publishes_in_app_database: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,5 +150,22 @@ class ChannelAdapter(Protocol):
 
         Raises LookupUnavailable when the platform cannot be asked (or the adapter cannot
         search), so the engine sends the delivery to a person instead of guessing.
+        """
+        ...
+
+
+class TransactionalPublisher(ChannelAdapter, Protocol):
+    """An adapter whose publishing is a write to the app's own database (the outbox).
+
+    `publish_within` stores the posts inside the caller's open transaction, so that they commit,
+    or roll back, together with their fenced completion: exactly once holds by atomicity.
+    """
+
+    def publish_within(
+        self, session: Session, posts: Sequence[OutgoingPost]
+    ) -> list[PublishedPost]:
+        """Store each post once, published at the database clock; one result per post, in order.
+
+        A repeat of a key returns what was stored the first time, never a second entry.
         """
         ...

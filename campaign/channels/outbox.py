@@ -1,9 +1,14 @@
-"""The outbox: publishes into the app's own timeline, so everything works with no account."""
+"""The outbox: publishes into the app's own timeline, so everything works with no account.
+
+Its posts are rows in the app's own database, so the engine publishes a whole batch and records
+its completion in one transaction (publish_within); publish and lookup serve everything else.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from campaign.channels.base import (
     Capabilities,
@@ -12,6 +17,9 @@ from campaign.channels.base import (
     PublishedPost,
     RetryableError,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class OutboxStore(Protocol):
@@ -22,6 +30,10 @@ class OutboxStore(Protocol):
     ) -> tuple[int, dt.datetime]: ...
 
     def find(self, key: str) -> tuple[int, dt.datetime] | None: ...
+
+    def insert_many(
+        self, session: Session, channel_id: int, posts: Sequence[OutgoingPost]
+    ) -> list[tuple[int, dt.datetime]]: ...
 
 
 class OutboxAdapter:
@@ -34,6 +46,7 @@ class OutboxAdapter:
         idempotency_window=dt.timedelta(days=36500),
         supports_lookup=True,
         metrics=("impressions", "likes", "reposts", "replies"),
+        publishes_in_app_database=True,
     )
 
     def __init__(self, context: ChannelContext) -> None:
@@ -57,6 +70,13 @@ class OutboxAdapter:
             self._channel_id, post.idempotency_key, post.text, post.link_url
         )
         return self._published(entry_id, at)
+
+    def publish_within(
+        self, session: Session, posts: Sequence[OutgoingPost]
+    ) -> list[PublishedPost]:
+        """Add the posts in the caller's transaction; a repeat of a key returns the first entry."""
+        entries = self._store.insert_many(session, self._channel_id, posts)
+        return [self._published(entry_id, at) for entry_id, at in entries]
 
     def lookup(self, post: OutgoingPost) -> PublishedPost | None:
         """The timeline entry with this delivery's key, if there is one."""

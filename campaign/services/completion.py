@@ -4,18 +4,36 @@ Outcome classes (../shared/DESIGN.md): success publishes; a permanent refusal fa
 token also marks the channel "reconnect needed"); a retryable refusal goes back to the queue
 with backoff; anything that may have reached the platform becomes `unknown` and is looked up
 before any retry; what cannot be looked up goes to a person (`needs_review`).
+
+A channel whose posts are rows in the app's own database (the outbox) is published and completed
+inside the claim transaction (publish_in_database): the attempt records, the entries and the
+completions commit together with the claim or not at all, so its outcome is never unknown.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 import uuid
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    Insert,
+    String,
+    bindparam,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from campaign.channels.base import PublishedPost
+from campaign.channels.base import PublishedPost, TransactionalPublisher
 from campaign.models import Channel, Delivery, DeliveryAttempt
+from campaign.services.dbclock import database_clock, stored_time
 from campaign.services.publishing import (
     Claim,
     EngineRules,
@@ -23,8 +41,12 @@ from campaign.services.publishing import (
     _load_claims,
     close_attempt,
     fenced_update,
+    ids_in,
     locked_ids,
+    table,
 )
+
+log = logging.getLogger(__name__)
 
 _ATTEMPT_OUTCOME = {
     "published": "published",
@@ -105,6 +127,172 @@ def complete_publish(
         mark_channel_reconnect(session, claim.channel.id, message or "reconnect needed")
     session.flush()
     return str(values["status"]) if changed else "lease_lost"
+
+
+_DELIVERIES = table(Delivery)
+_ATTEMPTS = table(DeliveryAttempt)
+
+
+@functools.cache
+def _attempt_held(dialect: str) -> Insert:
+    """The fence, the row locks and the attempt records, in one statement.
+
+    For each delivery still held under the lease, an attempt row ("published": it commits only
+    with its entry), at the database clock; the rows are locked until commit on PostgreSQL, so
+    the reaper, which skips locked rows, cannot take them meanwhile (SQLite's write lock
+    serialises writers anyway). Returns the held delivery ids.
+    """
+    d = _DELIVERIES.c
+    return (
+        insert(_ATTEMPTS)
+        .from_select(
+            [
+                "delivery_id",
+                "kind",
+                "number",
+                "lease_token",
+                "worker_id",
+                "idempotency_key",
+                "started_at",
+                "finished_at",
+                "outcome",
+            ],
+            select(
+                d.id,
+                literal("publish"),
+                d.attempts,
+                d.lease_token,
+                bindparam("worker_id", type_=String()),
+                d.idempotency_key,
+                database_clock(),
+                database_clock(),
+                literal("published"),
+            )
+            .where(
+                ids_in(d.id, dialect),
+                d.lease_token == bindparam("token"),
+                d.status == "publishing",
+            )
+            .with_for_update(),
+        )
+        .returning(_ATTEMPTS.c.delivery_id)
+    )
+
+
+_COMPLETE_SET = (
+    " UPDATE deliveries SET status = 'published', external_id = done.external_id,"
+    " external_url = done.external_url, published_at = done.published_at,"
+    " first_attempt_at = coalesce(deliveries.first_attempt_at, {clock}),"
+    " last_error = NULL, lease_token = NULL, lease_expires_at = NULL,"
+    " next_attempt_at = NULL, updated_at = {clock}"
+    " FROM done WHERE deliveries.id = done.id AND deliveries.lease_token = {lease}"
+    " AND deliveries.status = 'publishing'"
+)
+
+# PostgreSQL: the rows as four arrays, a handful of parameters whatever the batch size (psycopg
+# parses a statement with more than 50 parameters afresh on every execution).
+_COMPLETE_PUBLISHED_PG = text(
+    "WITH done AS (SELECT * FROM unnest(CAST(:ids AS integer[]),"  # noqa: S608 (no values)
+    " CAST(:external_ids AS varchar[]), CAST(:external_urls AS varchar[]),"
+    " CAST(:published_ats AS timestamptz[])) AS t (id, external_id, external_url, published_at))"
+    + _COMPLETE_SET.format(clock="statement_timestamp()", lease=":token")
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _complete_published_sqlite(rows: int) -> str:
+    """The same for SQLite, as driver SQL: the rows as a VALUES list of `?` parameters (id,
+    external_id, external_url, published_at per row), then the token; one string per row count.
+
+    Run with exec_driver_sql: for this statement SQLAlchemy's per-execution work (a parameter
+    dictionary, each parameter's processing) cost ten times SQLite's own (0.31 ms against 0.03
+    ms for 50 rows), all of it inside SQLite's single write lock. (One JSON parameter read with
+    json_each cost SQLite more.) UPDATE ... FROM needs SQLite 3.33+.
+    """
+    clock = str(database_clock().compile(dialect=sqlite.dialect()))
+    placeholders = ", ".join(["(?, ?, ?, ?)"] * rows)
+    return (
+        "WITH done (id, external_id, external_url, published_at) AS"
+        f" (VALUES {placeholders})" + _COMPLETE_SET.format(clock=clock, lease="?")
+    )
+
+
+def _complete_published(
+    session: Session, token: str, rows: list[tuple[int, str, str | None, dt.datetime]]
+) -> None:
+    """Mark (id, external_id, external_url, published_at) rows published, in one UPDATE.
+
+    Fenced like fenced_update: lease token and status publishing.
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        ids, external_ids, external_urls, published_ats = (list(c) for c in zip(*rows, strict=True))
+        session.execute(
+            _COMPLETE_PUBLISHED_PG,
+            {
+                "token": token,
+                "ids": ids,
+                "external_ids": external_ids,
+                "external_urls": external_urls,
+                "published_ats": published_ats,
+            },
+        )
+        return
+    stored_form = stored_time(dialect)
+    parameters: list[object] = []
+    for delivery_id, external_id, external_url, published_at in rows:
+        parameters += (delivery_id, external_id, external_url, stored_form(published_at))
+    parameters.append(token)
+    session.flush()  # as session.execute would, before the driver-level statement
+    session.connection().exec_driver_sql(_complete_published_sqlite(len(rows)), tuple(parameters))
+
+
+def publish_in_database(
+    session: Session, claims: list[Claim], publisher: TransactionalPublisher, worker_id: str
+) -> list[str]:
+    """Publish and complete claims for a channel that lives in this database, atomically.
+
+    The claims share one lease token. In the caller's transaction, three statements for the
+    whole batch, each reading the database clock itself: record an attempt for (and lock) each
+    delivery still held under the lease, store their posts through the adapter, mark them
+    published. A claim whose lease was lost is neither published nor changed. Nothing is
+    visible until the caller commits, and then all of it is: there is no call outside a
+    transaction and no unknown outcome. Returns each claim's new state, in order ("published"
+    or "lease_lost").
+    """
+    if not claims:
+        return []
+    token = claims[0].lease_token
+    if any(c.lease_token != token for c in claims):
+        raise ValueError("publish_in_database takes claims made under one lease token")
+    dialect = session.get_bind().dialect.name
+    held = set(
+        session.scalars(
+            _attempt_held(dialect),
+            {"ids": [c.delivery_id for c in claims], "token": token, "worker_id": worker_id[:120]},
+        ).all()
+    )
+    live = [c for c in claims if c.delivery_id in held]
+    if live:
+        found = publisher.publish_within(session, [c.post for c in live])
+        if len(found) != len(live):
+            raise RuntimeError(f"the adapter stored {len(found)} of {len(live)} posts")
+        rows = []
+        for claim, post in zip(live, found, strict=True):
+            if post.published_at is None or post.published_at.utcoffset() is None:
+                raise RuntimeError("an in-database publisher must say when (aware) it stored each")
+            # The same values as _published_values.
+            url = (post.url or "")[:2000] or None
+            rows.append((claim.delivery_id, post.external_id[:200], url, post.published_at))
+        _complete_published(session, token, rows)
+    for claim in claims:
+        if claim.delivery_id not in held:
+            log.warning(
+                "delivery %s: lease %s was lost before completion; leaving it to the reconciler",
+                claim.delivery_id,
+                claim.lease_token[:8],
+            )
+    return ["published" if c.delivery_id in held else "lease_lost" for c in claims]
 
 
 def release_claim(session: Session, claim: Claim, now: dt.datetime) -> bool:

@@ -3,24 +3,54 @@
 The database is the queue. A worker claims due deliveries under a lease in one short
 transaction, writes an attempt record in a second, calls the network outside any transaction,
 and records the outcome in a third, fenced by the lease token: if the lease was lost meanwhile,
-the completion changes nothing. Every function here flushes and never commits; `now` is the
-database clock, read by the caller in the same transaction.
+the completion changes nothing. (A channel whose posts are rows in this database, the outbox,
+has no network call: completion.publish_in_database does it all in the claim transaction.)
+Every function here never commits; `now` is the database clock, read by the caller in the
+same transaction.
+
+Each step works on a whole batch with a few prebuilt Core statements (no ORM objects are
+loaded or flushed, nothing is compiled per batch), so a batch costs a handful of statements,
+not a few per delivery.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    String,
+    Table,
+    TypeDecorator,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from campaign.channels.base import OutgoingPost, PublishedPost
 from campaign.config import PublishingSection
+from campaign.db import UTCDateTime, database_now
 from campaign.models import Channel, Delivery, DeliveryAttempt, Post
+from campaign.services.dbclock import database_clock, database_clock_plus, loaded_time
 
 log = logging.getLogger(__name__)
 
@@ -96,31 +126,128 @@ class Outcome:
     published: PublishedPost | None = None
 
 
-def _due_ids(
-    now: dt.datetime, rules: EngineRules, limit: int, channel_id: int | None
-) -> Select[Any]:
-    query = (
-        select(Delivery.id)
-        .join(Channel, Channel.id == Delivery.channel_id)
-        .join(Post, Post.id == Delivery.post_id)
+def table(model: type[Any]) -> Table:
+    """The Core table behind a mapped class."""
+    found: Table = model.__table__
+    return found
+
+
+class JsonList(TypeDecorator[list[Any]]):
+    """A list bound as one JSON text parameter (for SQLite's json_each)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
+
+
+def ids_in(column: Any, dialect: str, name: str = "ids") -> Any:
+    """`column` is one of a list of ids given as the one parameter `name`.
+
+    One parameter, not one per id: psycopg parses a statement with more than 50 parameters
+    afresh on every execution, and SQLAlchemy processes each parameter, both of which cost more
+    than running the statement. PostgreSQL takes an array (`= ANY(:ids)`); SQLite, JSON text
+    (`IN (SELECT value FROM json_each(:ids))`).
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(Integer)))
+    listed = func.json_each(bindparam(name, type_=JsonList())).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+_DELIVERIES = table(Delivery)
+_POSTS = table(Post)
+_CHANNELS = table(Channel)
+_ATTEMPTS = table(DeliveryAttempt)
+
+
+def _claim_statement(one_channel: bool, clock_inside: bool) -> Update:
+    """The claim of up to :limit due deliveries, built once: UPDATE ... RETURNING the claims.
+
+    Parameters: limit, token, owner, for one capped channel b_channel_id, and the time: now,
+    grace_start (now - grace) and lease_until given by the caller, or (clock_inside) the
+    database clock read by the statement itself, with grace_seconds and lease_seconds, which
+    saves the round trip that reads it first.
+
+    Earliest due first. No tie-break on id: the (status, due_at) index yields rows in due
+    order, so the claim reads only the rows it takes; with `id` added, PostgreSQL sorts every
+    due row first (10 ms, not 0.2 ms, per claim with 10,000 due in the same minute; an index on
+    (status, due_at, id) would allow both). A batch is still worked through in (due_at, id)
+    order (_in_order).
+    """
+    d, c, p = _DELIVERIES.c, _CHANNELS.c, _POSTS.c
+    now: Any = bindparam("now", type_=UTCDateTime())
+    grace_start: Any = bindparam("grace_start", type_=UTCDateTime())
+    lease_until: Any = bindparam("lease_until", type_=UTCDateTime())
+    if clock_inside:
+        now = database_clock()
+        grace_start = database_clock_plus(-bindparam("grace_seconds", type_=Float()))
+        lease_until = database_clock_plus(bindparam("lease_seconds", type_=Float()))
+    due = (
+        select(d.id)
+        .join(_CHANNELS, c.id == d.channel_id)
+        .join(_POSTS, p.id == d.post_id)
         .where(
-            Delivery.status == "scheduled",
-            Delivery.due_at <= now,
+            d.status == "scheduled",
+            d.due_at <= now,
             # Later than the grace window: mark_missed deals with it; never publish it late.
-            Delivery.due_at >= now - rules.grace,
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-            Channel.status == "active",
-            Channel.kind != "manual",
-            Post.status == "approved",
+            d.due_at >= grace_start,
+            or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now),
+            c.status == "active",
+            c.kind != "manual",
+            p.status == "approved",
         )
     )
-    if channel_id is None:
-        query = query.where(
-            Channel.max_posts_per_hour.is_(None), Channel.max_posts_per_day.is_(None)
-        )
+    if one_channel:
+        due = due.where(c.id == bindparam("b_channel_id"))
     else:
-        query = query.where(Channel.id == channel_id)
-    return locked_ids(query.order_by(Delivery.due_at, Delivery.id).limit(limit))
+        due = due.where(c.max_posts_per_hour.is_(None), c.max_posts_per_day.is_(None))
+    ids = locked_ids(due.order_by(d.due_at).limit(bindparam("limit")))
+    return (
+        update(_DELIVERIES)
+        .where(d.id.in_(ids), d.status == "scheduled")
+        .values(
+            status="publishing",
+            lease_token=bindparam("token"),
+            lease_owner=bindparam("owner"),
+            lease_expires_at=lease_until,
+            attempts=d.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*_claim_columns())
+    )
+
+
+def _claim_columns() -> tuple[Any, ...]:
+    """What a Claim is built from (_claims_from_rows): the delivery's columns and, as scalar
+    subqueries, its post's and channel's. UPDATE ... RETURNING may name only the updated table
+    on SQLite, but subqueries are allowed, so a claim takes one statement (reading the post and
+    channel in two more instead was no faster on SQLite, and costs PostgreSQL two round trips).
+    """
+    d, p, c = _DELIVERIES.c, _POSTS.c, _CHANNELS.c
+
+    def post(column: Any) -> Any:
+        return select(column).where(p.id == d.post_id).scalar_subquery()
+
+    def channel(column: Any) -> Any:
+        return select(column).where(c.id == d.channel_id).scalar_subquery()
+
+    return (
+        d.id,
+        d.attempts,
+        d.idempotency_key,
+        d.due_at,
+        d.external_id,
+        d.first_attempt_at,
+        post(p.text),
+        post(p.link_url),
+        d.channel_id,
+        channel(c.organisation_id),
+        channel(c.kind),
+        channel(c.base_url),
+        channel(c.credentials_encrypted),
+    )
 
 
 def locked_ids(query: Select[Any]) -> Select[Any]:
@@ -131,33 +258,62 @@ def locked_ids(query: Select[Any]) -> Select[Any]:
     re-run a plain `IN (subquery LIMIT n)` and update more than n rows; a locking CTE is
     evaluated exactly once.
     """
-    chosen = query.with_for_update(of=Delivery, skip_locked=True).cte("chosen")
+    chosen = query.with_for_update(of=_DELIVERIES, skip_locked=True).cte("chosen")
     return select(chosen.c.id)
 
 
-def _claim_ids(
+_CLAIM_STATEMENTS = {
+    (one_channel, clock_inside): _claim_statement(one_channel, clock_inside)
+    for one_channel in (False, True)
+    for clock_inside in (False, True)
+}
+
+
+def _claim(
     session: Session,
-    ids_query: Select[Any],
-    now: dt.datetime,
+    now: dt.datetime | None,
     worker_id: str,
     rules: EngineRules,
-) -> tuple[str, list[int]]:
+    limit: int,
+    channel_id: int | None,
+) -> list[Claim]:
     token = uuid.uuid4().hex
-    statement = (
-        update(Delivery)
-        .where(Delivery.id.in_(ids_query), Delivery.status == "scheduled")
-        .values(
-            status="publishing",
-            lease_token=token,
-            lease_owner=worker_id[:120],
-            lease_expires_at=now + rules.lease,
-            attempts=Delivery.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return token, list(session.scalars(statement))
+    params: dict[str, Any] = {"limit": limit, "token": token, "owner": worker_id[:120]}
+    if now is None:
+        params["grace_seconds"] = rules.grace.total_seconds()
+        params["lease_seconds"] = rules.lease.total_seconds()
+    else:
+        params.update(now=now, grace_start=now - rules.grace, lease_until=now + rules.lease)
+    if channel_id is not None:
+        params["b_channel_id"] = channel_id
+    key = (channel_id is not None, now is None)
+    dialect = session.get_bind().dialect
+    if now is None and dialect.name == "sqlite":
+        # Driver SQL (compiled once): SQLAlchemy's processing of the 50 returned rows cost
+        # about half as much again as SQLite's claim itself, inside the write lock.
+        compiled = _compiled_claim(key, dialect)
+        values = compiled.construct_params(params)
+        session.flush()  # as session.execute would: the claim must see pending changes
+        loaded = loaded_time(dialect)
+        rows: Sequence[Any] = [
+            (*row[:3], loaded(row[3]), row[4], loaded(row[5]), *row[6:])
+            for row in session.connection()
+            .exec_driver_sql(
+                compiled.string, tuple(values[name] for name in compiled.positiontup or ())
+            )
+            .all()
+        ]
+    else:
+        rows = session.execute(_CLAIM_STATEMENTS[key], params).all()
+    return _claims_from_rows(rows, dict.fromkeys((row[0] for row in rows), token))
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_claim(key: tuple[bool, bool], dialect: Dialect) -> SQLCompiler:
+    compiled = _CLAIM_STATEMENTS[key].compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler) or not compiled.positiontup:
+        raise TypeError(f"the claim does not compile to positional SQL for {dialect.name}")
+    return compiled
 
 
 def _remaining_quota(session: Session, channel: Channel, now: dt.datetime) -> int:
@@ -183,13 +339,25 @@ def _remaining_quota(session: Session, channel: Channel, now: dt.datetime) -> in
 
 
 def claim_due(
-    session: Session, now: dt.datetime, worker_id: str, rules: EngineRules, limit: int | None = None
+    session: Session,
+    now: dt.datetime | None,
+    worker_id: str,
+    rules: EngineRules,
+    limit: int | None = None,
 ) -> list[Claim]:
-    """Claim up to `limit` due deliveries under a fresh lease, honouring each channel's caps."""
+    """Claim up to `limit` due deliveries under a fresh lease, honouring each channel's caps.
+
+    `now` is the database clock read in this transaction, or None for the statements to read
+    it themselves (one round trip fewer). The claims come earliest due first; those to one
+    capped channel share a lease token of their own, the others one token.
+    """
     limit = limit or rules.batch_size
-    claimed: list[tuple[str, int]] = []
-    token, ids = _claim_ids(session, _due_ids(now, rules, limit, None), now, worker_id, rules)
-    claimed += [(token, i) for i in ids]
+    claimed = _claim(session, now, worker_id, rules, limit, None)
+    if len(claimed) >= limit:
+        # A full batch already: capped channels wait for the next pass, as they would below.
+        return _in_order(claimed)
+    if now is None:
+        now = database_now(session)
     capped = session.scalars(
         select(Channel.id)
         .join(Delivery, Delivery.channel_id == Channel.id)
@@ -211,78 +379,115 @@ def claim_due(
         quota = min(_remaining_quota(session, channel, now), limit - len(claimed))
         if quota <= 0:
             continue
-        token, ids = _claim_ids(
-            session, _due_ids(now, rules, quota, channel_id), now, worker_id, rules
-        )
-        claimed += [(token, i) for i in ids]
-    return _load_claims(session, claimed)
+        claimed += _claim(session, now, worker_id, rules, quota, channel_id)
+    return _in_order(claimed)
+
+
+def _in_order(claims: list[Claim]) -> list[Claim]:
+    """A batch is worked through earliest due first, then by id."""
+    return sorted(claims, key=lambda c: (c.post.due_at, c.delivery_id))
+
+
+@functools.cache
+def _load_claims_statement(dialect: str) -> Select[Any]:
+    return select(*_claim_columns()).where(ids_in(_DELIVERIES.c.id, dialect))
 
 
 def _load_claims(session: Session, claimed: list[tuple[str, int]]) -> list[Claim]:
+    """The claimed deliveries with their post and channel, in (due_at, id) order."""
     if not claimed:
         return []
     tokens = dict((i, t) for t, i in claimed)
-    rows = session.execute(
-        select(Delivery, Post, Channel)
-        .join(Post, Post.id == Delivery.post_id)
-        .join(Channel, Channel.id == Delivery.channel_id)
-        .where(Delivery.id.in_(list(tokens)))
-        .order_by(Delivery.due_at, Delivery.id)
-        .execution_options(populate_existing=True)
-    ).all()
-    return [
-        Claim(
-            delivery_id=delivery.id,
-            lease_token=tokens[delivery.id],
-            attempt=delivery.attempts,
-            channel=ChannelSnapshot(
-                id=channel.id,
-                organisation_id=channel.organisation_id,
-                kind=channel.kind,
-                base_url=channel.base_url,
-                credentials_encrypted=channel.credentials_encrypted,
-            ),
-            post=OutgoingPost(
-                delivery_id=delivery.id,
-                idempotency_key=delivery.idempotency_key,
-                text=post.text,
-                link_url=post.link_url,
-                due_at=delivery.due_at,
-                external_id=delivery.external_id,
-                first_attempt_at=delivery.first_attempt_at,
-            ),
+    statement = _load_claims_statement(session.get_bind().dialect.name)
+    rows = session.execute(statement, {"ids": list(tokens)}).all()
+    return _in_order(_claims_from_rows(rows, tokens))
+
+
+def _claims_from_rows(rows: Sequence[Any], tokens: dict[int, str]) -> list[Claim]:
+    """Claims from rows of _claim_columns(), one ChannelSnapshot per channel."""
+    channels: dict[int, ChannelSnapshot] = {}
+    claims = []
+    for (
+        delivery_id,
+        attempts,
+        key,
+        due_at,
+        external_id,
+        first_attempt_at,
+        text,
+        link_url,
+        *channel_row,
+    ) in rows:
+        channel_id, organisation_id, kind, base_url, credentials = channel_row
+        channel = channels.get(channel_id)
+        if channel is None:
+            channel = channels[channel_id] = ChannelSnapshot(
+                id=channel_id,
+                organisation_id=organisation_id,
+                kind=kind,
+                base_url=base_url,
+                credentials_encrypted=credentials,
+            )
+        claims.append(
+            Claim(
+                delivery_id=delivery_id,
+                lease_token=tokens[delivery_id],
+                attempt=attempts,
+                channel=channel,
+                post=OutgoingPost(
+                    delivery_id=delivery_id,
+                    idempotency_key=key,
+                    text=text,
+                    link_url=link_url,
+                    due_at=due_at,
+                    external_id=external_id,
+                    first_attempt_at=first_attempt_at,
+                ),
+            )
         )
-        for delivery, post, channel in rows
-    ]
+    return claims
+
+
+# RETURNING makes this one multi-row INSERT (insertmanyvalues) rather than a statement per row.
+_INSERT_ATTEMPTS = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+
+
+@functools.cache
+def _first_attempt_at(dialect: str) -> Update:
+    return (
+        update(_DELIVERIES)
+        .where(ids_in(_DELIVERIES.c.id, dialect), _DELIVERIES.c.first_attempt_at.is_(None))
+        .values(first_attempt_at=bindparam("now", type_=UTCDateTime()))
+    )
 
 
 def start_attempts(
     session: Session, claims: list[Claim], now: dt.datetime, worker_id: str, kind: str = "publish"
 ) -> None:
     """Write an attempt record per claim, with the stable key, before any network call."""
-    for claim in claims:
-        session.add(
-            DeliveryAttempt(
-                delivery_id=claim.delivery_id,
-                kind=kind,
-                number=claim.attempt,
-                lease_token=claim.lease_token,
-                worker_id=worker_id[:120],
-                idempotency_key=claim.post.idempotency_key,
-                started_at=now,
-            )
-        )
-    if kind == "publish" and claims:
+    if not claims:
+        return
+    session.execute(
+        _INSERT_ATTEMPTS,
+        [
+            {
+                "delivery_id": claim.delivery_id,
+                "kind": kind,
+                "number": claim.attempt,
+                "lease_token": claim.lease_token,
+                "worker_id": worker_id[:120],
+                "idempotency_key": claim.post.idempotency_key,
+                "started_at": now,
+                "outcome": "pending",
+            }
+            for claim in claims
+        ],
+    ).all()
+    if kind == "publish":
         session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id.in_([c.delivery_id for c in claims]),
-                Delivery.first_attempt_at.is_(None),
-            )
-            .values(first_attempt_at=now)
-            .execution_options(synchronize_session=False)
+            _first_attempt_at(session.get_bind().dialect.name),
+            {"ids": [c.delivery_id for c in claims], "now": now},
         )
-    session.flush()
 
 
 def close_attempt(
@@ -332,22 +537,27 @@ def fenced_update(
 
 def extend_leases(
     session: Session, claims: list[Claim], now: dt.datetime, rules: EngineRules
-) -> int:
-    """Renew the leases of claims still waiting their turn in a long batch; returns how many."""
-    renewed = 0
+) -> set[int]:
+    """Renew the leases of claims still waiting their turn in a long batch.
+
+    Returns the delivery ids still held: a claim missing from it lost its lease (the reaper
+    took it back), and its call must not be made.
+    """
+    renewed: set[int] = set()
     for token in {c.lease_token for c in claims}:
         ids = [c.delivery_id for c in claims if c.lease_token == token]
-        result = session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(ids),
-                Delivery.lease_token == token,
-                Delivery.status == "publishing",
-            )
-            .values(lease_expires_at=now + rules.lease)
-            .execution_options(synchronize_session=False)
+        renewed.update(
+            session.scalars(
+                update(_DELIVERIES)
+                .where(
+                    _DELIVERIES.c.id.in_(ids),
+                    _DELIVERIES.c.lease_token == token,
+                    _DELIVERIES.c.status == "publishing",
+                )
+                .values(lease_expires_at=now + rules.lease)
+                .returning(_DELIVERIES.c.id)
+            ).all()
         )
-        renewed += int(result.rowcount)  # type: ignore[attr-defined]
     return renewed
 
 

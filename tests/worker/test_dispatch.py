@@ -431,3 +431,31 @@ def test_each_pass_releases_the_adapters_it_built(factory, network):
     assert len(released) == 1 and isinstance(released[0], FakeAdapter)
     dispatcher.reconcile()
     assert len(released) == 1
+
+
+def test_a_claim_reaped_while_its_batch_waited_is_not_called(factory, network, caplog):
+    import logging
+    import time
+
+    _, _, ids = _seed(factory, count=3)
+    rules = EngineRules(**{**RULES.__dict__, "lease": dt.timedelta(seconds=3)})
+
+    def slow_then_reaped(post):
+        # The first call is slow; meanwhile the reaper takes back the other two (as it would
+        # once their leases ran out) and the reconciler owns them.
+        time.sleep(1.1)
+        with factory.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids[1:]))
+                .values(status="unknown", lease_token=None, lease_expires_at=None)
+            )
+        return None
+
+    network.publish_script.append(slow_then_reaped)
+    with caplog.at_level(logging.WARNING):
+        report = _dispatcher(factory, network, rules).dispatch()
+    assert [call.delivery_id for call in network.publish_calls] == ids[:1]
+    assert (report.counts["published"], report.counts["lease_lost"]) == (1, 2)
+    assert caplog.text.count("was lost before the call; not calling") == 2
+    assert [_delivery(factory, i).status for i in ids] == ["published", "unknown", "unknown"]
