@@ -8,11 +8,8 @@ comes back from a browser, and saves in the caller's transaction.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
 import difflib
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from campaign.models import Channel, Delivery, Organisation, Post, Role, User
-from campaign.services import NotFound, PermissionDenied, ServiceError, campaigns, posts, scheduling
+from campaign.services import (
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    campaigns,
+    csv_files,
+    posts,
+    scheduling,
+)
 from campaign.services.audit import Actor
+from campaign.services.csv_files import CsvFileError
 from campaign.services.local_time import Resolved, format_local, parse_local, resolve_local
 from campaign.services.posts import PostInput
 from campaign.services.text_rules import ChannelLimits, check_text, normalised
@@ -52,19 +58,10 @@ _YES = frozenset({"yes", "true", "1"})
 _NO = frozenset({"no", "false", "0", ""})
 # A spreadsheet runs a cell starting with one of these as a formula; export defuses them with a
 # leading quote, which import takes off again.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The file's own duplicate guard compares a row with this many earlier rows (the pairs grow
 # with the square of the file's length).
 _SAME_FILE_LOOKBACK = 100
 _MAX_ID = 2**31 - 1  # beyond it no row exists, and PostgreSQL would refuse the comparison
-
-
-class CsvFileError(ServiceError):
-    """The whole file is refused (size, encoding, header); nothing in it was checked."""
-
-    def __init__(self, *messages: str) -> None:
-        super().__init__(" ".join(messages))
-        self.messages = list(messages)
 
 
 @dataclass(frozen=True)
@@ -235,7 +232,7 @@ def template(session: Session, organisation: Organisation, now: dt.datetime) -> 
     link = "https://careers.example.ac.uk/fair"
     mock = "Mock interviews this week, with feedback the same day. Book before Friday."
     later = "" if queued else f"{day + dt.timedelta(days=1):%Y-%m-%d} 12:30"
-    return _csv(
+    return csv_files.write(
         [
             list(COLUMNS),
             [fair + link, name, f"{day:%Y-%m-%d} 09:30", link, "", "", "no"],
@@ -262,16 +259,12 @@ def _said(problems: Sequence[Problem]) -> tuple[str, ...]:
 
 def _read(session: Session, organisation_id: int, data: bytes) -> list[Row]:
     """The file's non-blank rows, parsed; CsvFileError when the file itself is unusable."""
-    if len(data) > MAX_BYTES:
-        raise CsvFileError(
-            f"The file is {len(data) / 1024 / 1024:.1f} MB; at most 1 MB can be imported at "
-            "once. Split it into smaller files."
-        )
-    records = _records(_decode(data))
-    header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
+    csv_files.check_size(data, MAX_BYTES)
+    records = csv_files.records(csv_files.decode(data), MAX_ROWS)
+    header_at = csv_files.header_at(records)
     if header_at is None:
         raise CsvFileError(f"The file is empty. Its first line must be the header: {_listed()}.")
-    names = [_unescape(c).strip().lower() for c in records[header_at]]
+    names = csv_files.header_names(records[header_at])
     _check_header(names)
     index = _ChannelIndex(campaigns.list_channels(session, organisation_id))
     rows = []
@@ -283,80 +276,15 @@ def _read(session: Session, organisation_id: int, data: bytes) -> list[Row]:
     return rows
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CsvFileError(
-            "The file is UTF-16 text, which cannot be imported. Save it from your spreadsheet "
-            "as “CSV UTF-8 (comma delimited)” and upload it again."
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CsvFileError(
-            f"The file is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} is not "
-            "UTF-8. Save it from your spreadsheet as “CSV UTF-8 (comma delimited)” and upload "
-            "it again."
-        ) from None
-
-
-def _records(text: str) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[list[str]] = []
-    data_rows = -1  # the header is not a data row
-    try:
-        for record in reader:
-            records.append(record)
-            if any(c.strip() for c in record):
-                data_rows += 1
-            if data_rows > MAX_ROWS:
-                raise CsvFileError(
-                    f"The file has more than {MAX_ROWS:,} rows; at most {MAX_ROWS:,} can be "
-                    "imported at once. Split it into smaller files."
-                )
-    except csv.Error as exc:
-        raise CsvFileError(
-            f"Line {len(records) + 1} is not valid CSV ({exc}). A cell holding a comma, a quote "
-            "or a line break must be in double quotes, with each quote inside it doubled."
-        ) from None
-    return records
-
-
 def _check_header(names: list[str]) -> None:
-    problems = []
     known = set(COLUMNS) | set(EXPORT_ONLY)
-    unknown = [n for n in names if n and n not in known]
-    if unknown:
-        problems.append(
-            f"Unknown column{'s' if len(unknown) > 1 else ''}: {_quoted(unknown)}. "
-            f"The columns are {_listed()}."
-        )
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        problems.append(
-            f"Missing column{'s' if len(missing) > 1 else ''}: {_quoted(missing)}. "
-            "The first line must be the header."
-        )
-    twice = sorted({n for n in names if n and names.count(n) > 1})
-    if twice:
-        problems.append(f"These columns appear more than once: {_quoted(twice)}.")
+    problems = csv_files.header_problems(names, known, REQUIRED, _listed())
     if problems:
         raise CsvFileError(*problems)
 
 
 def _listed() -> str:
     return ", ".join(COLUMNS)
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(f"“{n}”" for n in names)
-
-
-def _unescape(cell: str) -> str:
-    """Take off the quote that export puts before a cell a spreadsheet would run as a formula."""
-    if cell.startswith("'") and cell[1:2] and cell[1] in _FORMULA_START:
-        return cell[1:]
-    return cell
 
 
 class _ChannelIndex:
@@ -389,7 +317,7 @@ class _ChannelIndex:
 
 
 def _row(number: int, names: list[str], cells: list[str], index: _ChannelIndex) -> Row:
-    cells = [_unescape(c) for c in cells]
+    cells = [csv_files.unescape(c) for c in cells]
     row = Row(line=number, values={})
     for position, value in enumerate(cells):
         name = names[position] if position < len(names) else ""
@@ -645,7 +573,7 @@ def export(
                 _utc(post.created_at),
             ]
         )
-    return _csv(lines)
+    return csv_files.write(lines)
 
 
 def export_range(
@@ -697,15 +625,3 @@ def _local(instant: dt.datetime, organisation: Organisation) -> str:
 
 def _utc(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _csv(lines: Iterable[Sequence[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    for line in lines:
-        writer.writerow([_defused(cell) for cell in line])
-    return out.getvalue()
-
-
-def _defused(cell: str) -> str:
-    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
