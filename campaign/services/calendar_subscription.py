@@ -16,11 +16,11 @@ from collections.abc import Callable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from campaign.models import Channel, Delivery, Organisation, Post, Role
+from campaign.models import Delivery, Organisation, Post, Role
 from campaign.services import NotFound, PermissionDenied, ServiceError
 from campaign.services.audit import Actor, record
 from campaign.services.calendar_feed import FeedEvent
-from campaign.services.calendar_view import STATUS_LABELS, shown_status
+from campaign.services.calendar_view import STATUS_LABELS, deliveries_between, shown_status
 
 # Recently published posts and the year ahead, bounded in count.
 FEED_PAST = dt.timedelta(days=30)
@@ -99,22 +99,8 @@ def feed_events(
     the address of a post's page (post id, delivery id), or None.
     """
     query = (
-        select(
-            Delivery.id,
-            Delivery.post_id,
-            Delivery.status,
-            Delivery.due_at,
-            Post.status,
-            Post.text,
-            Channel.display_name,
-        )
-        .join(Post, Post.id == Delivery.post_id)
-        .join(Channel, Channel.id == Delivery.channel_id)
+        deliveries_between(organisation_id, now - FEED_PAST, now + FEED_AHEAD)
         .where(
-            Post.organisation_id == organisation_id,
-            Channel.organisation_id == organisation_id,
-            Delivery.due_at >= now - FEED_PAST,
-            Delivery.due_at < now + FEED_AHEAD,
             Delivery.status.not_in(("cancelled", "failed", "missed")),
             or_(Post.status.in_(_FEED_POSTS), Delivery.status == "published"),
         )
@@ -122,7 +108,9 @@ def feed_events(
         .limit(limit)
     )
     events = []
-    for d_id, post_id, d_status, due, p_status, text, channel_name in session.execute(query):
+    for d_id, post_id, d_status, due, p_status, text, _ch_id, channel_name in session.execute(
+        query
+    ):
         status = shown_status(p_status, d_status)
         label = STATUS_LABELS[status]
         events.append(

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from campaign.models import Channel, Delivery, KeyDate, Post
@@ -247,17 +247,15 @@ def _clock_change(day: dt.date, zone: str) -> str | None:
     ).replace(" ,", ",")
 
 
-def _entries(
-    session: Session,
-    organisation_id: int,
-    zone: str,
-    first: dt.date,
-    last: dt.date,
-    channel_id: int | None,
-    limit: int,
-) -> list[Entry]:
-    tz = as_zone(zone)
-    query = (
+def deliveries_between(
+    organisation_id: int, start: dt.datetime, end: dt.datetime
+) -> Select[int, int, str, dt.datetime, str, str, int, str]:
+    """The organisation's deliveries due in [start, end), with what a calendar shows of each:
+    delivery id, post id, delivery status, due time, post status, text, channel id and name.
+
+    The calendar page and the iCal feed both read it; each adds its own filters and order.
+    """
+    return (
         select(
             Delivery.id,
             Delivery.post_id,
@@ -273,8 +271,25 @@ def _entries(
         .where(
             Post.organisation_id == organisation_id,
             Channel.organisation_id == organisation_id,
-            Delivery.due_at >= day_start(first, zone),
-            Delivery.due_at < day_start(last + dt.timedelta(days=1), zone),
+            Delivery.due_at >= start,
+            Delivery.due_at < end,
+        )
+    )
+
+
+def _entries(
+    session: Session,
+    organisation_id: int,
+    zone: str,
+    first: dt.date,
+    last: dt.date,
+    channel_id: int | None,
+    limit: int,
+) -> list[Entry]:
+    tz = as_zone(zone)
+    query = (
+        deliveries_between(
+            organisation_id, day_start(first, zone), day_start(last + dt.timedelta(days=1), zone)
         )
         .order_by(Delivery.due_at, Channel.display_name, Delivery.id)
         .limit(limit)
