@@ -134,7 +134,13 @@ def demo_command(if_empty: bool) -> None:
         if if_empty and has_orgs and demo_id is None:
             click.echo("the database already holds organisations; demo not loaded")
             return
-        _org, created = demo.load_demo(session, st.hasher, utcnow())
+        _org, created = demo.load_demo(
+            session,
+            st.hasher,
+            utcnow(),
+            link_base_url=st.settings.app.base_url,
+            metric_ages=st.settings.metrics.ages,
+        )
     click.echo("demo organisation loaded" if created else "demo organisation already present")
     click.echo("Demo logins (organisation 'demo'):")
     for login in demo.DEMO_LOGINS:
@@ -209,6 +215,25 @@ def publish_due() -> None:
     dispatcher.dispatch(report)
     dispatcher.reconcile(report)
     click.echo(f"publish-due: {report.summary()}")
+
+
+@cli.group("metrics")
+def metrics_group() -> None:
+    """Engagement figures: read them from the platforms."""
+
+
+@metrics_group.command("collect")
+@with_appcontext
+def metrics_collect() -> None:
+    """Read the figures of every delivery due at a post age now (one pass), then exit."""
+    from campaign.services.metrics import ChannelReport
+    from campaign.worker.scheduler import build_metrics_collector
+
+    def progress(channel: ChannelReport) -> None:
+        click.echo(channel.line())
+
+    report = build_metrics_collector(_app_state())(progress)
+    click.echo(f"metrics collect: {report.summary()}")
 
 
 @cli.group("channels")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -101,6 +102,15 @@ class PublishingSection(_Section):
     request_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class LinksSection(_Section):
+    # Clicks on tracked links are deleted after this many days (their visitor hashes after two).
+    click_retention_days: int = Field(default=400, ge=1)
+    # Link-preview and crawler hits, kept for inspection, are deleted after this many days.
+    bot_hit_retention_days: int = Field(default=30, ge=1)
+    # How long a web process may reuse a code's looked-up target; 0 looks it up every time.
+    cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+
 class NetworkSection(_Section):
     # Hosts or CIDRs (for example "127.0.0.1" or "10.20.0.0/16") that adapters and fetchers may
     # reach although they are loopback or private. Empty: only public addresses.
@@ -111,6 +121,47 @@ class NetworkSection(_Section):
     def _split_hosts(cls, value: Any) -> Any:
         # Like the encryption keys, the environment carries the list comma-separated.
         return _split_commas(value)
+
+
+_AGE = re.compile(r"^([1-9][0-9]*)([mhd])$")
+
+
+class MetricsSection(_Section):
+    # Seconds between the worker's metrics collection passes.
+    collect_every_seconds: int = Field(default=300, ge=10)
+    # Post ages at which a snapshot is kept, like "30m", "1h", "24h" or "7d".
+    ages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["1h", "24h", "7d"])
+    # The "latest" snapshot is refreshed at most this often ...
+    latest_every_minutes: int = Field(default=60, ge=1)
+    # ... while the post is younger than the largest age plus this margin.
+    latest_margin_hours: int = Field(default=48, ge=0)
+    # Deliveries handled per pass (across channels).
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    # Backoff after a channel fails without saying when to come back: base * 2^(n-1), capped.
+    backoff_base_seconds: int = Field(default=300, ge=1)
+    backoff_max_seconds: int = Field(default=21600, ge=1)
+    # How long a pass holds the deliveries it picked before another collector may take them.
+    claim_seconds: int = Field(default=600, ge=10)
+
+    @field_validator("ages", mode="before")
+    @classmethod
+    def _split_ages(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("ages")
+    @classmethod
+    def _check_ages(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError('metrics.ages needs at least one age, like "1h"')
+        bad = [age for age in value if not _AGE.match(age)]
+        if bad:
+            raise ValueError(
+                f"metrics.ages: {', '.join(repr(b) for b in bad)} is not an age like "
+                '"30m", "1h" or "7d"'
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("metrics.ages lists the same age twice")
+        return value
 
 
 class PlatformSection(_Section):
@@ -141,6 +192,8 @@ class Settings(BaseSettings):
     worker: WorkerSection = Field(default_factory=WorkerSection)
     publishing: PublishingSection = Field(default_factory=PublishingSection)
     network: NetworkSection = Field(default_factory=NetworkSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    links: LinksSection = Field(default_factory=LinksSection)
     x: XSection = Field(default_factory=XSection)
     mastodon: PlatformSection = Field(
         default_factory=lambda: PlatformSection(api_base_url="https://mastodon.social")

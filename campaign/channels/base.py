@@ -95,6 +95,55 @@ class ChannelContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PublishedRef:
+    """A post the platform said it stored: what a metrics read needs to find it again."""
+
+    delivery_id: int
+    external_id: str
+    published_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlatformMetrics:
+    """The figures a platform reports for one post at the moment it is asked.
+
+    None means "this network does not report it" (or left it out of this answer), never 0:
+    a zero is a real zero the platform gave.
+    """
+
+    impressions: int | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    bookmarks: int | None = None
+    link_clicks: int | None = None
+    profile_clicks: int | None = None
+
+
+@dataclass(frozen=True)
+class NotFoundOnPlatform:
+    """The platform has no such post (deleted, hidden, or never stored despite a success)."""
+
+    reason: str
+
+
+# Per post: its figures, or the signal that the platform cannot find it.
+MetricsResult = PlatformMetrics | NotFoundOnPlatform
+
+
+def metric_count(value: Any) -> int | None:
+    """A count from a payload: a non-negative int (or digit string), else None, never a crash."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
 class ChannelError(Exception):
     """Base class; the message is shown to staff, so it must be plain words, never a token."""
 
@@ -152,6 +201,36 @@ class ChannelAdapter(Protocol):
         search), so the engine sends the delivery to a person instead of guessing.
         """
         ...
+
+
+class MetricsReader(Protocol):
+    """An adapter that can read engagement figures back (optional: manual channels cannot).
+
+    `metrics_batch_size` is the most posts one call may ask for (X 100, Bluesky 25, Mastodon
+    1); the collector hands `fetch_metrics` at most that many, so a rate limit part-way through
+    a channel loses nothing already read.
+    """
+
+    metrics_batch_size: ClassVar[int]
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """Each post's figures, keyed by external id; NotFoundOnPlatform for a missing post.
+
+        A failure of the whole call raises: RetryableError (429 with retry_after, 5xx,
+        timeouts), ReconnectNeeded (credentials refused) or PermanentError.
+        """
+        ...
+
+
+def reads_metrics(adapter: object) -> bool:
+    """Whether this adapter can read metrics (its capabilities list some, and it has the call)."""
+    capabilities: Capabilities | None = getattr(adapter, "capabilities", None)
+    return (
+        capabilities is not None
+        and bool(capabilities.metrics)
+        and not capabilities.manual
+        and callable(getattr(adapter, "fetch_metrics", None))
+    )
 
 
 class TransactionalPublisher(ChannelAdapter, Protocol):

@@ -16,12 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import grapheme  # type: ignore[import-untyped, unused-ignore]
 import httpx
 from atproto_client import Client  # type: ignore[import-untyped, unused-ignore]
 from atproto_client import exceptions as sdk  # type: ignore[import-untyped, unused-ignore]
+from atproto_client.models import (  # type: ignore[import-untyped, unused-ignore]
+    AppBskyFeedGetPosts,
+)
 from atproto_client.request import Request  # type: ignore[import-untyped, unused-ignore]
 from atproto_core.exceptions import AtProtocolError  # type: ignore[import-untyped, unused-ignore]
 from atproto_server.exceptions import (  # type: ignore[import-untyped, unused-ignore]
@@ -33,12 +37,17 @@ from campaign.channels.base import (
     ChannelContext,
     ChannelError,
     LookupUnavailable,
+    MetricsResult,
+    NotFoundOnPlatform,
     OutgoingPost,
     PermanentError,
+    PlatformMetrics,
     PublishedPost,
+    PublishedRef,
     ReconnectNeeded,
     RetryableError,
     UnknownOutcome,
+    metric_count,
 )
 
 MAX_GRAPHEMES = 300
@@ -208,6 +217,33 @@ def _publish_error(exc: BaseException) -> ChannelError:
     )
 
 
+def _metrics_error(exc: BaseException) -> ChannelError:
+    """Map a failure of getPosts: reading changes nothing, so unclear answers are retried."""
+    status = _status(exc)
+    if _blocked(exc):
+        return PermanentError(f"The Bluesky server address is not allowed: {_detail(exc)}")
+    if isinstance(exc, sdk.RateLimitExceededError):
+        return _rate_limited(exc)
+    if isinstance(exc, sdk.UnauthorizedError):
+        return ReconnectNeeded(
+            f"Bluesky refused the session ({_detail(exc)}); reconnect the channel.", status=status
+        )
+    if isinstance(exc, sdk.BadRequestError):
+        return PermanentError(f"Bluesky refused the metrics request: {_detail(exc)}", status=status)
+    return RetryableError(f"Could not read metrics from Bluesky: {_detail(exc)}", status=status)
+
+
+def _post_view_metrics(view: dict[str, Any]) -> PlatformMetrics:
+    # No impressions or clicks on Bluesky; a count left out of the answer stays None.
+    return PlatformMetrics(
+        likes=metric_count(view.get("likeCount")),
+        reposts=metric_count(view.get("repostCount")),
+        replies=metric_count(view.get("replyCount")),
+        quotes=metric_count(view.get("quoteCount")),
+        bookmarks=metric_count(view.get("bookmarkCount")),
+    )
+
+
 def _record_field(value: Any, model_name: str, json_name: str) -> Any:
     if isinstance(value, dict):
         return value.get(json_name)
@@ -236,6 +272,8 @@ class BlueskyAdapter:
         supports_lookup=True,
         metrics=("likes", "reposts", "replies", "quotes", "bookmarks"),
     )
+    # app.bsky.feed.getPosts takes up to 25 URIs.
+    metrics_batch_size: ClassVar[int] = 25
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
@@ -368,3 +406,39 @@ class BlueskyAdapter:
             url=self._post_url(rkey),
             published_at=_parse_time(created),
         )
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """Likes, reposts, replies, quotes and bookmarks per post; a URI left out is not found."""
+        uris = [ref.external_id for ref in posts]
+        if not uris:
+            return {}
+        try:
+            self._connect()
+        except ChannelError as exc:
+            raise _for_metrics(exc) from exc
+        try:
+            # The raw answer, not the SDK's model: a payload missing a field must not fail.
+            response = self._client.invoke_query(
+                "app.bsky.feed.getPosts", params=AppBskyFeedGetPosts.Params(uris=uris)
+            )
+        except _CLIENT_ERRORS as exc:
+            raise _metrics_error(exc) from exc
+        content = response.content if isinstance(response.content, dict) else {}
+        views = content.get("posts")
+        if not isinstance(views, list):
+            # Never read an unreadable answer as "every post is gone".
+            raise RetryableError("Bluesky answered getPosts with something unreadable.")
+        found = {
+            str(view.get("uri")): _post_view_metrics(view)
+            for view in views
+            if isinstance(view, dict)
+        }
+        # getPosts silently leaves out posts that are deleted or hidden.
+        missing = NotFoundOnPlatform("Bluesky did not return this post (deleted or hidden).")
+        return {uri: found.get(uri, missing) for uri in uris}
+
+
+def _for_metrics(error: ChannelError) -> ChannelError:
+    if isinstance(error, UnknownOutcome | LookupUnavailable):
+        return RetryableError(error.message, status=error.status)
+    return error

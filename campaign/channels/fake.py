@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from campaign.channels.base import Capabilities, ChannelContext, OutgoingPost, PublishedPost
+from campaign.channels.base import (
+    Capabilities,
+    ChannelContext,
+    MetricsResult,
+    NotFoundOnPlatform,
+    OutgoingPost,
+    PlatformMetrics,
+    PublishedPost,
+    PublishedRef,
+)
 
 Step = Callable[[OutgoingPost], PublishedPost | None]
 
@@ -19,6 +28,8 @@ class FakeNetwork:
 
     `publish_script` and `lookup_script` hold exceptions to raise (or callables) for the next
     calls, in order; when empty, publishing stores the post (once per key) and lookups find it.
+    `metrics` holds each post's figures by external id; a post the network never stored, or
+    one in `deleted`, is not found. `metrics_script` holds exceptions for the next reads.
     """
 
     posts: dict[str, PublishedPost] = field(default_factory=dict)
@@ -26,6 +37,10 @@ class FakeNetwork:
     lookup_calls: list[OutgoingPost] = field(default_factory=list)
     publish_script: list[BaseException | Step] = field(default_factory=list)
     lookup_script: list[BaseException | Step] = field(default_factory=list)
+    metrics: dict[str, PlatformMetrics] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    metrics_calls: list[list[PublishedRef]] = field(default_factory=list)
+    metrics_script: list[BaseException] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def store(self, post: OutgoingPost) -> PublishedPost:
@@ -50,6 +65,7 @@ class FakeAdapter:
         supports_lookup=True,
         metrics=("likes",),
     )
+    metrics_batch_size: ClassVar[int] = 2
 
     def __init__(self, context: ChannelContext) -> None:
         self.network: FakeNetwork = context.extra["network"]
@@ -75,3 +91,20 @@ class FakeAdapter:
                 raise step
             return step(post)
         return self.network.posts.get(post.idempotency_key)
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """Record the call, then raise the next scripted error or report the stored figures."""
+        self.network.metrics_calls.append(list(posts))
+        if self.network.metrics_script:
+            raise self.network.metrics_script.pop(0)
+        stored = {post.external_id for post in self.network.posts.values()}
+        results: dict[str, MetricsResult] = {}
+        for ref in posts:
+            known = ref.external_id in stored or ref.external_id in self.network.metrics
+            if not known or ref.external_id in self.network.deleted:
+                results[ref.external_id] = NotFoundOnPlatform("The fake network has no such post.")
+            else:
+                results[ref.external_id] = self.network.metrics.get(
+                    ref.external_id, PlatformMetrics()
+                )
+        return results

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -33,12 +34,17 @@ from campaign.channels.base import (
     ChannelContext,
     ChannelError,
     LookupUnavailable,
+    MetricsResult,
+    NotFoundOnPlatform,
     OutgoingPost,
     PermanentError,
+    PlatformMetrics,
     PublishedPost,
+    PublishedRef,
     ReconnectNeeded,
     RetryableError,
     UnknownOutcome,
+    metric_count,
 )
 
 DEFAULT_MAX_CHARACTERS = 500
@@ -105,6 +111,8 @@ class MastodonAdapter:
         supports_lookup=True,
         metrics=("likes", "reposts", "replies", "quotes"),
     )
+    # One status per call: the multi-id endpoint needs Mastodon 4.3 and silently drops ids.
+    metrics_batch_size: ClassVar[int] = 1
 
     def __init__(self, context: ChannelContext) -> None:
         token = context.credentials.get("access_token")
@@ -147,6 +155,48 @@ class MastodonAdapter:
             return self._lookup_by_content(post)
         except MastodonError as exc:
             raise self._lookup_error(exc) from None
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """Favourites, boosts, replies (and quotes on 4.5+) per status; no impressions."""
+        results: dict[str, MetricsResult] = {}
+        for ref in posts:
+            try:
+                status = self._client.status(ref.external_id)
+            except MastodonError as exc:
+                if _status_of(exc) in (404, 410):
+                    results[ref.external_id] = NotFoundOnPlatform(
+                        "Mastodon has no such status (deleted, or never stored)."
+                    )
+                    continue
+                raise self._metrics_error(exc) from None
+            results[ref.external_id] = _status_metrics(status)
+        return results
+
+    def _metrics_error(self, exc: MastodonError) -> ChannelError:
+        status = _status_of(exc)
+        if isinstance(exc, MastodonRatelimitError):
+            return RetryableError(
+                "Mastodon's rate limit was reached; metrics will be read later.",
+                retry_after=self._retry_after(),
+                status=429,
+            )
+        if status == 401:
+            return ReconnectNeeded(
+                "Mastodon no longer accepts this account's access: reconnect it.", status=401
+            )
+        if isinstance(exc, MastodonNetworkError):
+            kind = network_failure_kind(exc)
+            if kind in ("blocked", "invalid"):
+                return _network_error(kind)
+            return RetryableError("Mastodon could not be reached to read metrics.")
+        if status is None or status >= 500:
+            suffix = f" (HTTP {status})" if status is not None else ""
+            return RetryableError(f"Mastodon could not answer{suffix}.", status=status)
+        detail = self._scrub(_error_text(exc))
+        reason = f": {detail}" if detail else ""
+        return PermanentError(
+            f"Mastodon refused to show the status (HTTP {status}){reason}", status=status
+        )
 
     def _lookup_by_id(self, external_id: str) -> PublishedPost | None:
         try:
@@ -307,6 +357,19 @@ def _aware(value: Any) -> dt.datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
+
+
+def _status_metrics(status: Any) -> PlatformMetrics:
+    def count(key: str) -> int | None:
+        return metric_count(status.get(key)) if hasattr(status, "get") else None
+
+    # quotes_count exists from Mastodon 4.5 only: absent means "not reported", not zero.
+    return PlatformMetrics(
+        likes=count("favourites_count"),
+        reposts=count("reblogs_count"),
+        replies=count("replies_count"),
+        quotes=count("quotes_count"),
+    )
 
 
 def _published(status: Any) -> PublishedPost | None:

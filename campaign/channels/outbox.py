@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from campaign.channels.base import (
     Capabilities,
     ChannelContext,
+    MetricsResult,
+    NotFoundOnPlatform,
     OutgoingPost,
+    PlatformMetrics,
     PublishedPost,
+    PublishedRef,
     RetryableError,
 )
 
@@ -36,6 +40,14 @@ class OutboxStore(Protocol):
     ) -> list[tuple[int, dt.datetime]]: ...
 
 
+class OutboxMetricsStore(Protocol):
+    """The figures stored beside outbox entries (the demo fills them in)."""
+
+    def read_metrics(self, entry_ids: Sequence[int]) -> dict[int, PlatformMetrics | None]:
+        """Figures per entry id; None, or no key, for an entry deleted or hidden."""
+        ...
+
+
 class OutboxAdapter:
     """Publishes to the timeline page; idempotent by key and always able to look itself up."""
 
@@ -48,6 +60,7 @@ class OutboxAdapter:
         metrics=("impressions", "likes", "reposts", "replies"),
         publishes_in_app_database=True,
     )
+    metrics_batch_size: ClassVar[int] = 500
 
     def __init__(self, context: ChannelContext) -> None:
         store = context.extra.get("outbox_store")
@@ -56,6 +69,7 @@ class OutboxAdapter:
         self._store: OutboxStore = store
         self._channel_id = int(context.extra["channel_id"])
         self._timeline_url = str(context.extra.get("timeline_url", "/timeline"))
+        self._metrics: OutboxMetricsStore | None = context.extra.get("outbox_metrics_store")
 
     def _published(self, entry_id: int, at: dt.datetime) -> PublishedPost:
         return PublishedPost(
@@ -82,3 +96,22 @@ class OutboxAdapter:
         """The timeline entry with this delivery's key, if there is one."""
         found = self._store.find(post.idempotency_key)
         return None if found is None else self._published(*found)
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """The figures stored for each timeline entry; a deleted or hidden entry is not found."""
+        if self._metrics is None:
+            raise RetryableError("the outbox metrics store is not available")
+        entry_ids = {ref.external_id: _entry_id(ref.external_id) for ref in posts}
+        stored = self._metrics.read_metrics([i for i in entry_ids.values() if i is not None])
+        missing = NotFoundOnPlatform("The timeline entry was deleted or hidden.")
+        results: dict[str, MetricsResult] = {}
+        for external_id, entry_id in entry_ids.items():
+            figures = stored.get(entry_id) if entry_id is not None else None
+            results[external_id] = figures if figures is not None else missing
+        return results
+
+
+def _entry_id(external_id: str) -> int | None:
+    """The entry id in an outbox external id ("outbox-12"), None for anything else."""
+    prefix, _, number = external_id.partition("-")
+    return int(number) if prefix == "outbox" and number.isdigit() else None

@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import requests
@@ -32,12 +32,17 @@ from campaign.channels.base import (
     ChannelError,
     DuplicateRejected,
     LookupUnavailable,
+    MetricsResult,
+    NotFoundOnPlatform,
     OutgoingPost,
     PermanentError,
+    PlatformMetrics,
     PublishedPost,
+    PublishedRef,
     ReconnectNeeded,
     RetryableError,
     UnknownOutcome,
+    metric_count,
 )
 
 TWEEPY_ORIGIN = "https://api.twitter.com"
@@ -52,6 +57,11 @@ LOOKUP_PAGES = 3
 # so our parsing does not depend on tweepy's model classes (which warn on missing fields).
 _CLIENT_OPTIONS: dict[str, Any] = {"wait_on_rate_limit": False, "return_type": dict}
 _RECONNECT = "The X credentials are missing or incomplete; reconnect the X account."
+# X serves non-public metrics (link and profile clicks) only for posts younger than 30 days,
+# and only with user-context auth (which every channel here has).
+NON_PUBLIC_METRICS_AGE = dt.timedelta(days=30)
+_PUBLIC_FIELDS = ["public_metrics"]
+_ALL_METRIC_FIELDS = ["public_metrics", "non_public_metrics"]
 
 
 def _utc_now() -> dt.datetime:
@@ -131,6 +141,9 @@ class XAdapter:
         cost_per_link_post_usd=0.20,
     )
 
+    # GET /2/tweets takes up to 100 ids.
+    metrics_batch_size: ClassVar[int] = 100
+
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
         self._credentials = dict(context.credentials)
@@ -171,6 +184,67 @@ class XAdapter:
             raise _for_lookup(exc) from exc
         except (KeyError, TypeError, AttributeError) as exc:
             raise LookupUnavailable("X answered the lookup with something unexpected.") from exc
+
+    def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:
+        """Public metrics of each post, plus link and profile clicks for posts under 30 days.
+
+        If X refuses the non-public fields, those posts are read again with public ones only.
+        """
+        now = self._clock()
+        recent = [
+            ref.external_id
+            for ref in posts
+            if ref.published_at is not None and now - ref.published_at < NON_PUBLIC_METRICS_AGE
+        ]
+        older = [ref.external_id for ref in posts if ref.external_id not in recent]
+        try:
+            client = self._client()
+            results: dict[str, MetricsResult] = {}
+            if recent:
+                found, refused = self._read_metrics(client, recent, _ALL_METRIC_FIELDS)
+                results.update(found)
+                older += refused
+            if older:
+                found, _refused = self._read_metrics(client, older, _PUBLIC_FIELDS)
+                results.update(found)
+        except tweepy.HTTPException as exc:
+            raise _for_metrics(classify_http_error(exc.response, self._clock())) from exc
+        except requests.RequestException as exc:
+            raise _for_metrics(classify_network_error(exc)) from exc
+        return results
+
+    def _read_metrics(
+        self, client: tweepy.Client, ids: list[str], fields: list[str]
+    ) -> tuple[dict[str, MetricsResult], list[str]]:
+        """(results, ids whose non-public fields X refused) for one GET /2/tweets?ids=..."""
+        try:
+            response = client.get_tweets(ids, tweet_fields=fields, user_auth=self._user_auth)
+        except tweepy.HTTPException as exc:
+            # A refusal of the private fields as a whole (no user context, wrong tier).
+            if fields != _PUBLIC_FIELDS and exc.response.status_code in (400, 403):
+                return {}, list(ids)
+            raise
+        body = response if isinstance(response, dict) else {}
+        if not isinstance(body.get("data"), list) and not isinstance(body.get("errors"), list):
+            # Never read an unreadable answer as "every post is gone".
+            raise RetryableError("X answered the metrics lookup with something unreadable.")
+        data = body.get("data")
+        tweets = [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+        errors = body.get("errors")
+        problems = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+        refused = [] if fields == _PUBLIC_FIELDS else _refused_private_fields(problems, ids)
+        results: dict[str, MetricsResult] = {}
+        for tweet in tweets:
+            tweet_id = str(tweet.get("id", ""))
+            if tweet_id in ids and tweet_id not in refused:
+                results[tweet_id] = _x_metrics(tweet)
+        reasons = {str(e.get("resource_id")): _problem_text(e) for e in problems}
+        for tweet_id in ids:
+            if tweet_id not in results and tweet_id not in refused:
+                # A deleted or missing post is HTTP 200 with an `errors` entry, or just absent.
+                reason = reasons.get(tweet_id) or "X did not return this post."
+                results[tweet_id] = NotFoundOnPlatform(reason)
+        return results, refused
 
     @property
     def _user_auth(self) -> bool:
@@ -296,6 +370,52 @@ def _published(tweet: dict[str, Any]) -> PublishedPost:
     with contextlib.suppress(KeyError, ValueError):  # the time is a nicety; the id matters
         published_at = dt.datetime.fromisoformat(str(tweet["created_at"]))
     return PublishedPost(external_id, _status_url(external_id), published_at)
+
+
+def _x_metrics(tweet: dict[str, Any]) -> PlatformMetrics:
+    public = tweet.get("public_metrics")
+    public = public if isinstance(public, dict) else {}
+    private = tweet.get("non_public_metrics")
+    private = private if isinstance(private, dict) else {}
+    # The docs example says retweet_count, the OpenAPI schema repost_count: take either.
+    reposts = public.get("retweet_count", public.get("repost_count"))
+    impressions = public.get("impression_count", private.get("impression_count"))
+    return PlatformMetrics(
+        impressions=metric_count(impressions),
+        likes=metric_count(public.get("like_count")),
+        reposts=metric_count(reposts),
+        replies=metric_count(public.get("reply_count")),
+        quotes=metric_count(public.get("quote_count")),
+        bookmarks=metric_count(public.get("bookmark_count")),
+        link_clicks=metric_count(private.get("url_link_clicks")),
+        profile_clicks=metric_count(private.get("user_profile_clicks")),
+    )
+
+
+def _refused_private_fields(problems: list[dict[str, Any]], ids: list[str]) -> list[str]:
+    """Ids whose `errors` entry says we may not read a non-public field of it."""
+    refused: list[str] = []
+    for problem in problems:
+        said = " ".join(str(problem.get(key, "")) for key in ("type", "field", "detail", "title"))
+        if "not-authorized-for-field" in said or "non_public_metrics" in said:
+            resource = str(problem.get("resource_id", ""))
+            targets = [resource] if resource in ids else list(ids)
+            refused += [target for target in targets if target not in refused]
+    return refused
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    text = str(problem.get("detail") or problem.get("title") or "X could not find this post.")
+    return _WHITESPACE.sub(" ", text).strip()[:300]
+
+
+def _for_metrics(error: ChannelError) -> ChannelError:
+    """Reading figures changes nothing, so "may have been sent" is simply "try again later"."""
+    if isinstance(error, (UnknownOutcome, LookupUnavailable)):
+        return RetryableError(error.message, status=error.status)
+    if isinstance(error, DuplicateRejected):
+        return PermanentError(error.message, status=error.status)
+    return error
 
 
 def _for_lookup(error: ChannelError) -> ChannelError:

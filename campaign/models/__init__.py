@@ -1,5 +1,7 @@
 """All models, imported here so that Alembic and the mapper registry see every table."""
 
+import campaign.models.engagement  # noqa: F401 - registers the tracked-link tables
+from campaign.models import metrics  # noqa: F401 - registers the metric snapshot tables
 from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membership, Role, User
 from campaign.models.audit import AuditEvent
 from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.util import identity_key
 
 from campaign.models import Channel, Delivery, OutboxEntry, Post, Role
-from campaign.services import NotFound, PermissionDenied, ServiceError, audit
+from campaign.services import NotFound, PermissionDenied, ServiceError, audit, links
 from campaign.services.audit import Actor
 
 VIEWS = ("upcoming", "attention", "published", "manual_due")
@@ -319,9 +319,13 @@ def publish_again(
     )
 
 
-def manual_text(delivery: Delivery) -> str:
-    """The exact text staff paste into the network for a manual delivery."""
-    return delivery.post.text
+def manual_text(session: Session, delivery: Delivery, link_base_url: str) -> str:
+    """The exact text staff paste into the network for a manual delivery: each URL in it is
+    its tracked link, made now if need be (in the caller's transaction; the caller commits)."""
+    if delivery.channel.kind != "manual":
+        return delivery.post.text
+    published = links.ensure_links(session, [delivery.id], link_base_url)
+    return published[delivery.id].text if delivery.id in published else delivery.post.text
 
 
 def list_timeline(

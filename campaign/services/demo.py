@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -27,6 +27,7 @@ from campaign.models import (
 from campaign.services import posts
 from campaign.services.accounts import create_user
 from campaign.services.audit import Actor
+from campaign.services.demo_history import add_history
 from campaign.services.organisations import create_organisation
 from campaign.services.posts import PostInput
 
@@ -125,9 +126,17 @@ _QUEUE = {"students": ((1, 10, 0), (3, 12, 30)), "graduates": ((2, 9, 30),)}
 
 
 def load_demo(
-    session: Session, hasher: PasswordHasher, now: dt.datetime
+    session: Session,
+    hasher: PasswordHasher,
+    now: dt.datetime,
+    link_base_url: str = "http://127.0.0.1:5000",
+    metric_ages: Sequence[str] = ("1h", "24h", "7d"),
 ) -> tuple[Organisation, bool]:
-    """Load the demo organisation unless it exists; returns it and whether it was created."""
+    """Load the demo organisation unless it exists; returns it and whether it was created.
+
+    `link_base_url` is the app's public address, for the tracked links in its published
+    history; `metric_ages` the ages at which that history's figures were read.
+    """
     existing = session.scalar(select(Organisation).where(Organisation.slug == DEMO_SLUG))
     if existing is not None:
         return existing, False
@@ -189,6 +198,9 @@ def load_demo(
     # The first message is also offered to graduates, whose channel needs approval.
     _queue(session, org, framings[0][0], (channels["graduates"].id,), staff, now)
     _add_soon_posts(session, org, channels["students"], manual, now)
+    # Weeks of published history, with clicks and figures (made last, so the planned posts
+    # keep the first ids).
+    add_history(session, channels["students"], framings, now, link_base_url, metric_ages)
     session.flush()
     return org, True
 

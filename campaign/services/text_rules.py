@@ -192,3 +192,5 @@ _COUNTERS: dict[str, Callable[[str, ChannelLimits], _Counted]] = {
     "mastodon": _mastodon,
     "bluesky": _bluesky,
 }
+# The channel kinds whose length rules are known here.
+KNOWN_KINDS = frozenset(_COUNTERS)

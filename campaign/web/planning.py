@@ -11,12 +11,19 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from campaign.models import Organisation, Post, Role
-from campaign.services import NotFound, PermissionDenied, ServiceError, campaigns, posts
+from campaign.services import (
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    campaigns,
+    engagement_view,
+    posts,
+)
 from campaign.services.audit import Actor
 from campaign.services.local_time import as_zone, format_local
 from campaign.services.posts import Plan, PostInput
 from campaign.web.auth import member, role_required
-from campaign.web.context import get_session, now
+from campaign.web.context import get_session, now, state
 
 bp = Blueprint("planning", __name__)
 
@@ -202,6 +209,10 @@ def post_detail(post_id: int) -> str:
         "planning/post.html",
         post=post,
         events=events,
+        engagement=engagement_view.post_engagement(get_session(), post.deliveries),
+        figure_labels=engagement_view.FIGURE_LABELS,
+        source_labels=engagement_view.SOURCE_LABELS,
+        metric_ages=state().settings.metrics.ages,
         needs_approval=any(
             d.channel.requires_approval for d in post.deliveries if d.status != "cancelled"
         ),

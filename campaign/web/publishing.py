@@ -15,7 +15,7 @@ from wtforms.validators import Length
 from campaign.models import Role
 from campaign.services import NotFound, PermissionDenied, ServiceError, deliveries
 from campaign.web.auth import member, role_required
-from campaign.web.context import get_session, now
+from campaign.web.context import get_session, now, state
 
 bp = Blueprint("publishing", __name__)
 
@@ -127,13 +127,15 @@ def delivery(delivery_id: int) -> str:
         found = deliveries.get_delivery(get_session(), member().organisation_id, delivery_id)
     except NotFound:
         abort(404)
+    text = deliveries.manual_text(get_session(), found, state().settings.app.base_url)
+    get_session().commit()  # a manual post's tracked links, made on first view
     return render_template(
         "publishing/delivery.html",
         delivery=found,
         explanation=MANUAL_EXPLANATION
         if found.channel.kind == "manual" and found.status == "scheduled"
         else STATE_EXPLANATIONS[found.status],
-        manual_text=deliveries.manual_text(found),
+        manual_text=text,
         button=ActionForm(),
         posted_form=PostedForm(formdata=None),
     )

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from sqlalchemy import Engine
@@ -40,8 +40,9 @@ from campaign.channels.base import (
     UnknownOutcome,
 )
 from campaign.db import database_now
-from campaign.services import completion, publishing
+from campaign.services import completion, links, publishing
 from campaign.services.publishing import ChannelSnapshot, Claim, EngineRules, Outcome
+from campaign.services.text_rules import KNOWN_KINDS, ChannelLimits, check_text
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,27 @@ def call_publish(adapter: ChannelAdapter, claim: Claim) -> Outcome:
     return Outcome("published", published=published)
 
 
+def _fits(claim: Claim, tracked_text: str) -> bool:
+    """Whether the text with its tracked links still fits the network, as the text written did.
+
+    Bluesky counts a link at its full length, so a short original link can become too long as
+    <base_url>/l/<code>: that post then goes out with its links as written (untracked) rather
+    than fail, and the log says so.
+    """
+    limits = ChannelLimits(kind=claim.channel.kind)
+    if claim.channel.kind not in KNOWN_KINDS or check_text(tracked_text, limits).ok:
+        return True
+    if not check_text(claim.post.text, limits).ok:
+        return True  # it did not fit before either: publishing decides, as it would have
+    log.warning(
+        "delivery %s: with its tracked links the text is too long for %s; publishing the links"
+        " as written, so its clicks are not counted",
+        claim.delivery_id,
+        claim.channel.kind,
+    )
+    return False
+
+
 class Dispatcher:
     """Runs passes for one worker; safe to run in any number of processes at once."""
 
@@ -110,8 +132,12 @@ class Dispatcher:
         fault: Callable[[str], None] = _no_fault,
         stop: threading.Event | None = None,
         release_adapter: Callable[[ChannelAdapter], None] | None = None,
+        link_base_url: str | None = None,
     ) -> None:
         self.factory = factory
+        # The app's public address: each URL in a post is published as its tracked link
+        # <link_base_url>/l/<code>. None publishes the text as written (engine tests).
+        self.link_base_url = link_base_url
         self.build_adapter = build_adapter
         self.worker_id = worker_id
         self.rules = rules
@@ -211,7 +237,26 @@ class Dispatcher:
         """Claim a batch of due deliveries under a fresh lease, in one short transaction."""
         with self._begin() as session:
             # The claim reads the database clock itself.
-            return publishing.claim_due(session, None, self.worker_id, self.rules)
+            claims = publishing.claim_due(session, None, self.worker_id, self.rules)
+            return self._tracked(session, claims)
+
+    def _tracked(self, session: Session, claims: list[Claim]) -> list[Claim]:
+        """The claims with each URL in their text replaced by its tracked link, whose code is
+        made (once per delivery and URL) in the caller's transaction, before any call."""
+        if self.link_base_url is None:
+            return claims
+        linked = [c.delivery_id for c in claims if c.post.link_url or "://" in c.post.text]
+        if not linked:
+            return claims
+        texts = links.ensure_links(session, linked, self.link_base_url)
+        tracked = []
+        for claim in claims:
+            published = texts.get(claim.delivery_id)
+            if published is not None and _fits(claim, published.text):
+                post = replace(claim.post, text=published.text, link_url=published.link_url)
+                claim = replace(claim, post=post)
+            tracked.append(claim)
+        return tracked
 
     def dispatch(self, report: PassReport | None = None) -> PassReport:
         """Claim one batch of due deliveries and publish each once."""
@@ -406,7 +451,9 @@ class Dispatcher:
         report = report or PassReport()
         with self._begin() as session:
             now = database_now(session)
-            claims = completion.claim_unknown(session, now, self.worker_id, self.rules)
+            claims = self._tracked(
+                session, completion.claim_unknown(session, now, self.worker_id, self.rules)
+            )
             if claims:
                 publishing.start_attempts(session, claims, now, self.worker_id, kind="lookup")
         adapters: dict[int, ChannelAdapter] = {}

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaign.config import Settings
-from campaign.db import utcnow
-from campaign.services import idempotency, instance_limits, system
+from campaign.db import database_now, utcnow
+from campaign.services import idempotency, instance_limits, links, system
 from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
 from campaign.worker.dispatch import Dispatcher, PassReport
 
@@ -53,6 +53,24 @@ def prune_idempotency_keys(factory: sessionmaker[Session]) -> None:
         removed = idempotency.prune_keys(session, utcnow())
     if removed:
         log.info("pruned %d old idempotency keys", removed)
+
+
+def prune_clicks(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Delete tracked-link clicks and bot hits past retention, and old daily salts and hashes."""
+    with factory.begin() as session:
+        pruned = links.prune(
+            session,
+            database_now(session),
+            settings.links.click_retention_days,
+            settings.links.bot_hit_retention_days,
+        )
+    if pruned.clicks or pruned.bot_hits or pruned.salts:
+        log.info(
+            "pruned %d clicks, %d bot hits and %d daily salts past retention",
+            pruned.clicks,
+            pruned.bot_hits,
+            pruned.salts,
+        )
 
 
 def publish_due(dispatcher: Dispatcher) -> PassReport:

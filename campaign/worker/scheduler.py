@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -15,6 +16,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from campaign.db import utcnow
 from campaign.services.channel_runtime import AdapterFactory
+from campaign.services.metric_adapters import MetricsAdapters
+from campaign.services.metric_windows import MetricsRules
+from campaign.services.metrics import ChannelReport, CollectReport, collect_now
 from campaign.services.publishing import EngineRules
 from campaign.state import AppState
 from campaign.worker import jobs
@@ -61,7 +65,29 @@ def build_dispatcher(
         fault=_fault_hook(state),
         stop=stop,
         release_adapter=adapters.release,
+        link_base_url=state.settings.app.base_url,
     )
+
+
+def build_metrics_collector(state: AppState) -> Callable[..., CollectReport]:
+    """A callable running one metrics pass at the database clock (optionally with progress)."""
+    adapters = MetricsAdapters(
+        AdapterFactory(state.settings, state.credentials, state.session_factory)
+    )
+    rules = MetricsRules.from_settings(state.settings.metrics)
+
+    def collect(progress: Callable[[ChannelReport], None] | None = None) -> CollectReport:
+        return collect_now(state.session_factory, adapters.build, rules, progress, adapters.release)
+
+    return collect
+
+
+def collect_metrics(collect: Callable[..., CollectReport]) -> CollectReport:
+    """Read platform figures for the deliveries due at a post age (the metrics tick)."""
+    report = collect()
+    level = logging.INFO if report.channels else logging.DEBUG
+    log.log(level, "metrics: %s", report.summary())
+    return report
 
 
 def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | None = None) -> Any:
@@ -79,11 +105,18 @@ def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | Non
         ("reconcile_unknown", jobs.reconcile_unknown, (dispatcher,), tick),
         ("prune_logins", jobs.prune_logins, (state.session_factory, state.throttle), 600.0),
         ("prune_idempotency_keys", jobs.prune_idempotency_keys, (state.session_factory,), 3600.0),
+        ("prune_clicks", jobs.prune_clicks, (state.session_factory, state.settings), 3600.0),
         (
             "instance_limits",
             jobs.refresh_instance_limits,
             (state.session_factory, state.settings),
             300.0,
+        ),
+        (
+            "collect_metrics",
+            collect_metrics,
+            (build_metrics_collector(state),),
+            float(state.settings.metrics.collect_every_seconds),
         ),
     )
     for job_id, func, args, seconds in ticks:

@@ -284,7 +284,17 @@ def test_a_delivery_comes_with_its_attempts(db, world):
 
 def test_manual_text_is_the_post_text(db, world):
     found = delivery(db, world.home, "scheduled", "manual", text="Careers fair on Friday.")
-    assert deliveries.manual_text(found) == "Careers fair on Friday."
+    assert deliveries.manual_text(db, found, "https://careers.example") == "Careers fair on Friday."
+
+
+def test_manual_text_carries_the_tracked_link_and_keeps_it(db, world):
+    text = "Book a CV review: https://uni.example/cv?x=1 today."
+    found = delivery(db, world.home, "scheduled", "manual", text=text)
+    first = deliveries.manual_text(db, found, "https://careers.example/")
+    code = first.split("https://careers.example/l/")[1].split()[0]
+    assert first == f"Book a CV review: https://careers.example/l/{code} today."
+    # Seen again, the same code: one tracked link per delivery and URL.
+    assert deliveries.manual_text(db, found, "https://careers.example") == first
 
 
 def _entry(db, channel_id, text, at):

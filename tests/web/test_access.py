@@ -14,6 +14,7 @@ from tests.conftest import NOW
 PUBLIC = {
     "static", "auth.login", "auth.logout", "healthz", "api.health", "api.openapi",
     "calendar.feed",  # the private iCal feed: its unguessable secret is the credential
+    "links.follow",  # the click redirector: the unguessable code is the credential
 }  # fmt: skip
 EXPECTED_ROLE = {
     "main.dashboard": Role.STAFF,

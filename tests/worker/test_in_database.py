@@ -482,3 +482,109 @@ def test_a_claim_reading_the_clock_itself_sees_changes_pending_in_its_session(fa
         claims = publishing.claim_due(session, None, "w", RULES)
     assert [c.delivery_id for c in claims] == [delivery_id]
     assert claims[0].post.due_at.tzinfo == dt.UTC
+
+
+def test_each_url_is_published_as_its_tracked_link_on_every_path(factory, adapters):
+    from campaign.models.engagement import TrackedLink
+
+    _, outbox_ids = _seed(factory, count=2)
+    _, network_ids = _seed(factory, count=1, kind="mastodon", base_url="https://m.example")
+    _, plain_ids = _seed(factory, count=1)
+    with factory.begin() as session:
+        session.execute(
+            update(Post)
+            .where(
+                Post.id.in_(
+                    select(Delivery.post_id).where(Delivery.id.in_(outbox_ids + network_ids))
+                )
+            )
+            .values(
+                text="Fair on Friday: https://uni.example/fair?day=fri.",
+                link_url="https://uni.example/fair?day=fri",
+            )
+        )
+    network = FakeNetwork()
+
+    def build(channel):
+        if channel.kind == "outbox":
+            return adapters.build(channel)
+        return FakeAdapter(
+            ChannelContext(
+                kind="fake", base_url="", credentials={}, http=None, extra={"network": network}
+            )
+        )
+
+    dispatcher = Dispatcher(factory, build, "w1", RULES, link_base_url="https://careers.example")
+    # The first pass meets the outbox kind for the first time, so it publishes after the claim
+    # transaction; the second (below) publishes inside it. Both must carry the tracked link.
+    report = dispatcher.dispatch()
+    assert report.counts["published"] == 4
+    with factory.begin() as session:
+        codes = dict(session.execute(select(TrackedLink.delivery_id, TrackedLink.code)).all())
+        targets = set(session.scalars(select(TrackedLink.target_url)))
+    assert set(codes) == set(outbox_ids + network_ids)
+    assert targets == {"https://uni.example/fair?day=fri"}
+    assert len(set(codes.values())) == 3  # one code per delivery: clicks tell posts apart
+    entries = _entries(factory)
+    deliveries = _deliveries(factory, outbox_ids + plain_ids)
+    for delivery_id in outbox_ids:
+        entry = entries[deliveries[delivery_id].idempotency_key]
+        short = f"https://careers.example/l/{codes[delivery_id]}"
+        assert (entry.text, entry.link_url) == (f"Fair on Friday: {short}.", short)
+    assert entries[deliveries[plain_ids[0]].idempotency_key].text == "post 0"
+    [sent] = network.publish_calls
+    short = f"https://careers.example/l/{codes[network_ids[0]]}"
+    assert (sent.text, sent.link_url) == (f"Fair on Friday: {short}.", short)
+    _, later_ids = _seed(factory, count=1)
+    with factory.begin() as session:
+        session.execute(
+            update(Post)
+            .where(
+                Post.id
+                == select(Delivery.post_id).where(Delivery.id == later_ids[0]).scalar_subquery()
+            )
+            .values(text="Again https://uni.example/fair")
+        )
+    assert dispatcher.dispatch().counts["published"] == 1
+    with factory.begin() as session:
+        code = session.scalar(
+            select(TrackedLink.code).where(TrackedLink.delivery_id == later_ids[0])
+        )
+    later = _deliveries(factory, later_ids)[later_ids[0]]
+    assert (
+        _entries(factory)[later.idempotency_key].text == f"Again https://careers.example/l/{code}"
+    )
+
+
+def test_a_bluesky_post_too_long_with_its_tracked_link_goes_out_as_written(
+    factory, adapters, caplog
+):
+    _, ids = _seed(factory, count=2, kind="bluesky", base_url="https://pds.example")
+    short = "x" * 270 + " https://b.co/x"  # 285 graphemes as written
+    fits = "y" * 200 + " https://b.co/y"
+    with factory.begin() as session:
+        for delivery_id, text in zip(ids, (short, fits), strict=True):
+            session.execute(
+                update(Post)
+                .where(
+                    Post.id
+                    == select(Delivery.post_id).where(Delivery.id == delivery_id).scalar_subquery()
+                )
+                .values(text=text)
+            )
+    network = FakeNetwork()
+
+    def build(channel):
+        return FakeAdapter(
+            ChannelContext(
+                kind="fake", base_url="", credentials={}, http=None, extra={"network": network}
+            )
+        )
+
+    base = "https://careers.example.ac.uk/students/links"
+    with caplog.at_level(logging.WARNING):
+        Dispatcher(factory, build, "w1", RULES, link_base_url=base).dispatch()
+    sent = {post.delivery_id: post.text for post in network.publish_calls}
+    assert sent[ids[0]] == short  # 285 + a 48-character tracked link would pass 300
+    assert sent[ids[1]].startswith("y" * 200 + f" {base}/l/")
+    assert "too long for bluesky" in caplog.text

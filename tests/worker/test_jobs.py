@@ -36,6 +36,8 @@ def test_scheduler_declares_fixed_ticks_not_jobs_per_post(app):
         "prune_logins",
         "prune_idempotency_keys",
         "instance_limits",
+        "collect_metrics",
+        "prune_clicks",
     }
     assert all(job.max_instances == 1 for job in scheduler.get_jobs())
 
@@ -52,4 +54,34 @@ def test_heartbeat_job_writes_in_its_own_transaction(app, fresh_database_url, db
     jobs.heartbeat(factory, new_identity())
     with factory() as session:
         assert system.last_worker_tick(session) is not None
+    state(fresh).engine.dispose()
+
+
+def test_the_prune_clicks_job_deletes_what_is_past_retention(fresh_database_url, db_kind, tmp_path):
+    from sqlalchemy import func, select
+
+    from campaign import create_app
+    from campaign.migrate import upgrade
+    from campaign.models.engagement import LinkClick
+    from campaign.services import links
+    from tests.conftest import NOW, settings_for
+    from tests.factories import build_world
+    from tests.web.test_post_engagement import published_post
+
+    url = fresh_database_url(db_kind)
+    upgrade(url)
+    fresh = create_app({**settings_for(url, tmp_path), "links": {"click_retention_days": 30}})
+    factory = state(fresh).session_factory
+    with factory.begin() as session:
+        world = build_world(session, state(fresh).hasher, NOW)
+        _post, delivery = published_post(session, world.home)
+        published = links.ensure_links(session, [delivery.id], "https://c.example")
+        code = next(iter(published[delivery.id].codes.values()))
+        link_id = links.target_for(session, code, NOW).link_id
+    now = dt.datetime.now(dt.UTC)
+    links.record_click(state(fresh).engine, link_id, now - dt.timedelta(days=40), "old")
+    links.record_click(state(fresh).engine, link_id, now - dt.timedelta(days=1), "new")
+    jobs.prune_clicks(factory, state(fresh).settings)
+    with factory() as session:
+        assert session.scalar(select(func.count(LinkClick.id))) == 1
     state(fresh).engine.dispose()
