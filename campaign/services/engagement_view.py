@@ -10,10 +10,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaign.channels.base import PlatformMetrics
 from campaign.models import Delivery
+from campaign.models.engagement import TrackedLink
 from campaign.services import links, metric_reads
 from campaign.services.metric_reads import CollectionStatus, SnapshotRow
 
@@ -43,6 +45,8 @@ class DeliveryEngagement:
     bot_hits: int
     snapshots: list[SnapshotRow]
     status: CollectionStatus | None
+    # (short link as published, where it leads) for each tracked link of the delivery.
+    tracked_links: list[tuple[str, str]]
     # Figures this network never reports (shown as "not reported", never as 0).
     figures_shown: tuple[str, ...]
 
@@ -80,13 +84,23 @@ class PostEngagement:
         }
 
 
-def post_engagement(session: Session, deliveries: Sequence[Delivery]) -> PostEngagement:
+def post_engagement(
+    session: Session, deliveries: Sequence[Delivery], link_base_url: str
+) -> PostEngagement:
     """The engagement of a post's deliveries (already scoped to the viewer's organisation)."""
     shown = [d for d in deliveries if d.status == "published"]
     found = PostEngagement(channels=[d.channel.display_name for d in shown])
     if not shown:
         return found
     ids = [d.id for d in shown]
+    base = link_base_url.rstrip("/")
+    tracked: dict[int, list[tuple[str, str]]] = {}
+    for delivery_id, code, target in session.execute(
+        select(TrackedLink.delivery_id, TrackedLink.code, TrackedLink.target_url)
+        .where(TrackedLink.delivery_id.in_(ids))
+        .order_by(TrackedLink.id)
+    ):
+        tracked.setdefault(delivery_id, []).append((f"{base}/l/{code}", target))
     counts = links.click_counts(session, ids)
     snapshots = metric_reads.post_snapshots(session, shown[0].post_id)
     status = metric_reads.collection_status(session, ids)
@@ -108,6 +122,7 @@ def post_engagement(session: Session, deliveries: Sequence[Delivery]) -> PostEng
                 bot_hits=count.bot_hits,
                 snapshots=rows,
                 status=status.get(delivery.id),
+                tracked_links=tracked.get(delivery.id, []),
                 figures_shown=_reported(rows),
             )
         )

@@ -209,7 +209,9 @@ def post_detail(post_id: int) -> str:
         "planning/post.html",
         post=post,
         events=events,
-        engagement=engagement_view.post_engagement(get_session(), post.deliveries),
+        engagement=engagement_view.post_engagement(
+            get_session(), post.deliveries, state().settings.app.base_url
+        ),
         figure_labels=engagement_view.FIGURE_LABELS,
         source_labels=engagement_view.SOURCE_LABELS,
         metric_ages=state().settings.metrics.ages,

@@ -54,6 +54,8 @@ def test_clicks_per_day_and_figures_at_each_age_are_shown_with_their_source(
     auth.login(world.home.staff.email)
     body = client.get(f"/posts/{post.id}").get_data(as_text=True)
     assert "3</strong> tracked-link clicks (2 unique)" in body
+    assert f"<code>https://careers.example/l/{code}</code> leads to" not in body  # other base
+    assert f"/l/{code}</code> leads to" in body
     # Every day from the first click to the last, the empty one as zero.
     assert "Tue 10 Mar 2026" in body and "Wed 11 Mar 2026" in body and "Thu 12 Mar 2026" in body
     assert '<td>2 <span class="muted">(1)</span></td>' in body
