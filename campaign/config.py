@@ -280,5 +280,8 @@ def check_production_safety(settings: Settings) -> None:
         problems.append("security.encryption_keys must hold at least one Fernet key")
     if not settings.cookie_secure:
         problems.append("security.session_cookie_secure must be true")
+    if not settings.app.base_url.startswith("https://"):
+        # It is written into every published post's tracked links and OAuth callbacks.
+        problems.append("app.base_url must be the https:// address people reach the app on")
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))

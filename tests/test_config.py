@@ -72,6 +72,7 @@ def test_example_config_lists_every_key():
         ({}, "secret_key"),
         ({"app": {"secret_key": "s" * 40, "debug": True}}, "debug"),
         ({"app": {"secret_key": "s" * 40}}, "encryption_keys"),
+        ({"app": {"secret_key": "s" * 40, "base_url": "http://careers.example"}}, "base_url"),
     ],
 )
 def test_production_refuses_unsafe_settings(overrides, problem, tmp_path):
@@ -101,7 +102,12 @@ def test_production_refuses_plain_http_cookies(tmp_path):
 def test_production_starts_with_safe_settings(tmp_path):
     app = create_app(
         {
-            "app": {"env": "production", "secret_key": "s" * 40, "instance_path": str(tmp_path)},
+            "app": {
+                "env": "production",
+                "secret_key": "s" * 40,
+                "instance_path": str(tmp_path),
+                "base_url": "https://careers-campaign.example.ac.uk",
+            },
             "security": {"encryption_keys": [generate_key()]},
         }
     )
