@@ -55,6 +55,7 @@ PAGES = [
     "/settings/queue",
     "/settings/key-dates/1/edit",
     "/settings/planning/",
+    "/settings/links/",
     "/no-such-page",
 ]
 

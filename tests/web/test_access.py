@@ -74,6 +74,8 @@ EXPECTED_ROLE = {
     "post_csv.confirm": Role.STAFF,
     "post_csv.template_csv": Role.STAFF,
     "post_csv.export_csv": Role.STAFF,
+    "link_settings.index": Role.MANAGER,
+    "link_settings.save": Role.ADMIN,
     "planning_settings.key_date_list": Role.STAFF,
     "planning_settings.add_key_date": Role.ADMIN,
     "planning_settings.import_key_dates": Role.ADMIN,
