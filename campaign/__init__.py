@@ -101,6 +101,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         calendar,
         connect,
         drafting,
+        engagement,
         link_settings,
         links,
         main,
@@ -138,6 +139,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(calendar.bp)
     app.register_blueprint(planning_settings.bp)
     app.register_blueprint(post_csv.bp)
+    app.register_blueprint(engagement.bp)
     app.register_blueprint(links.bp)  # /l/<code>: public, the code is the credential
     app.register_blueprint(link_settings.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies

@@ -219,7 +219,7 @@ def publish_due() -> None:
 
 @cli.group("metrics")
 def metrics_group() -> None:
-    """Engagement figures: read them from the platforms."""
+    """Engagement figures: read them from the platforms, or import them from a CSV file."""
 
 
 @metrics_group.command("collect")
@@ -234,6 +234,55 @@ def metrics_collect() -> None:
 
     report = build_metrics_collector(_app_state())(progress)
     click.echo(f"metrics collect: {report.summary()}")
+
+
+@metrics_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--dry-run", is_flag=True, help="Check every row and report; save nothing.")
+@with_appcontext
+def metrics_import(file: str, org_slug: str, dry_run: bool) -> None:
+    """Import engagement figures from an engagement CSV file (every bad row is reported)."""
+    from pathlib import Path
+
+    from campaign.services import engagement_import
+    from campaign.services.audit import Actor
+    from campaign.services.metric_windows import windows_from
+
+    path = Path(file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+    st = _app_state()
+    windows = windows_from(st.settings.metrics.ages)
+    with st.session_factory() as session:
+        try:
+            org = get_organisation_by_slug(session, org_slug)
+        except ServiceError as exc:
+            _fail(str(exc))
+        now = utcnow()
+        click.echo(f"metrics import: checking {path.name} for {org_slug}")
+        checked = engagement_import.preview(session, org, data, now, windows)
+        if checked.errors:
+            _fail(f"{path.name} cannot be imported: {' '.join(checked.errors)}")
+        for problem in checked.problems:
+            click.echo(f"  refused {problem}")
+        good, bad = len(checked.readings), len(checked.bad_lines)
+        skipped = f", {len(checked.skipped)} tracked-link rows skipped" if checked.skipped else ""
+        if dry_run:
+            click.echo(
+                f"metrics import (dry run): {good} readings would be saved, {bad} rows refused"
+                f"{skipped}; nothing saved"
+            )
+            return
+        actor = Actor(org.id, "command line (campaign metrics import)", role=Role.ADMIN.value)
+        report = engagement_import.commit(session, actor, org, data, now, None, windows)
+        session.commit()
+    refused = len({p.line for p in report.refused})
+    click.echo(
+        f"metrics import: {len(report.saved)} readings saved, {refused} rows refused{skipped}"
+    )
 
 
 @cli.group("channels")

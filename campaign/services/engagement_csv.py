@@ -28,6 +28,11 @@ FIGURES = (
 )
 IDENTIFIERS = ("post_id", "external_id")
 COLUMNS = (*IDENTIFIERS, "collected_at", *FIGURES)
+# Written by export, accepted and ignored by import, so an export can be imported again; a line
+# whose `source` is TRACKED_SOURCE holds our own tracked-link clicks and is skipped on import.
+EXPORT_ONLY = ("unique_clicks", "channel", "window", "source", "delivery_id")
+EXPORT_COLUMNS = (*COLUMNS, *EXPORT_ONLY)
+TRACKED_SOURCE = "tracked link"
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
 # Larger than any post's figures; beyond it a cell is a mistake (or would overflow the column).
@@ -66,6 +71,8 @@ class ParsedFile:
     rows: list[EngagementRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    # Lines of an export holding tracked-link clicks: not figures to import, so left out.
+    skipped: list[int] = field(default_factory=list)
 
 
 def parse(data: bytes) -> ParsedFile:
@@ -76,7 +83,7 @@ def parse(data: bytes) -> ParsedFile:
     if at is None:
         raise CsvFileError(f"The file is empty. Its first line must be the header: {_listed()}.")
     names = csv_files.header_names(records[at])
-    problems = csv_files.header_problems(names, COLUMNS, ("collected_at",), _listed())
+    problems = csv_files.header_problems(names, EXPORT_COLUMNS, ("collected_at",), _listed())
     if not any(name in IDENTIFIERS for name in names):
         problems.append("The header needs a “post_id” or an “external_id” column.")
     if not any(name in FIGURES for name in names):
@@ -87,13 +94,23 @@ def parse(data: bytes) -> ParsedFile:
     for number, cells in enumerate(records[at + 1 :], start=at + 2):
         if not any(c.strip() for c in cells):
             continue
+        if _tracked_line(names, cells):
+            parsed.skipped.append(number)
+            continue
         row, row_problems = _row(number, names, [csv_files.unescape(c) for c in cells])
         parsed.problems += row_problems
         if row is not None:
             parsed.rows.append(row)
-    if not parsed.rows and not parsed.problems:
+    if not parsed.rows and not parsed.problems and not parsed.skipped:
         raise CsvFileError("The file has a header but no rows of figures.")
     return parsed
+
+
+def _tracked_line(names: Sequence[str], cells: Sequence[str]) -> bool:
+    if "source" not in names:
+        return False
+    at = names.index("source")
+    return at < len(cells) and cells[at].strip().casefold() == TRACKED_SOURCE
 
 
 def _row(
@@ -157,7 +174,11 @@ def _collected_at(number: int, cell: str, problems: list[RowProblem]) -> dt.date
             )
         )
         return None
-    return when.astimezone(dt.UTC)
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:  # a year-1 or year-9999 time that no UTC instant can hold
+        problems.append(RowProblem(number, "collected_at", f"“{cell}” is out of range."))
+        return None
 
 
 def _figure(number: int, name: str, cell: str, problems: list[RowProblem]) -> int | None:
@@ -174,7 +195,7 @@ def _figure(number: int, name: str, cell: str, problems: list[RowProblem]) -> in
 
 
 def _listed() -> str:
-    return ", ".join(COLUMNS)
+    return ", ".join(COLUMNS) + " (and, from an export, " + ", ".join(EXPORT_ONLY) + ")"
 
 
 def write(rows: Iterable[Sequence[str]]) -> str:

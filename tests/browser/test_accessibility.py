@@ -42,6 +42,7 @@ PAGES = [
     "/posts/drafts",
     "/posts/drafts?view=pending",
     "/posts/import",
+    "/engagement/import",
     "/plan/campaigns/new",
     "/plan/campaigns/1/edit",
     "/plan/campaigns/1/messages/new",

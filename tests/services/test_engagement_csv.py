@@ -175,3 +175,30 @@ def test_a_written_row_reads_back_the_same(post_id, values, when):
     )
     [row] = parse(text.encode()).rows
     assert (row.post_id, row.collected_at, row.figures) == (post_id, when, values)
+
+
+def test_an_exports_extra_columns_are_ignored_and_its_tracked_link_rows_skipped():
+    parsed = parse(
+        lines(
+            ",".join(engagement_csv.EXPORT_COLUMNS),
+            "4,x-1,2026-11-02T10:00:00+00:00,,3,5,,,,,,,X,24h,csv,9",
+            "4,x-1,2026-11-03T10:00:00+00:00,,40,,,,,,,12,X,,tracked link,9",
+        )
+    )
+    assert parsed.problems == [] and parsed.skipped == [3]
+    [row] = parsed.rows
+    assert (row.line, row.post_id, row.figures["clicks"], row.figures["likes"]) == (2, 4, 3, 5)
+
+
+def test_a_file_of_only_tracked_link_rows_reads_with_nothing_to_save():
+    parsed = parse(
+        lines("post_id,collected_at,clicks,source", "4,2026-11-03T10:00:00+00:00,40,Tracked link")
+    )
+    assert (parsed.rows, parsed.problems, parsed.skipped) == ([], [], [2])
+
+
+def test_a_time_no_utc_instant_can_hold_is_refused_not_raised():
+    parsed = parse(lines("post_id,collected_at,clicks", "1,9999-12-31T23:00:00-05:00,1"))
+    assert [str(p) for p in parsed.problems] == [
+        "line 2, collected_at: “9999-12-31T23:00:00-05:00” is out of range."
+    ]

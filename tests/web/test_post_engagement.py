@@ -64,7 +64,8 @@ def test_clicks_per_day_and_figures_at_each_age_are_shown_with_their_source(
     assert '"labels": ["2026-03-10", "2026-03-11", "2026-03-12"]' in body
     assert "<td>1,200</td>" in body and "the network" in body
     # Figures no reading reports (quotes, bookmarks) get no column; a reported 0 is shown as 0.
-    assert '<th scope="col">Quotes</th>' not in body and "Bookmarks" not in body
+    assert '<th scope="col">Quotes</th>' not in body
+    assert '<th scope="col">Bookmarks</th>' not in body
     assert "<td>0</td>" in body  # replies: a real zero
     assert 'class="badge"' not in body  # the 24h reading was on time
     store_snapshots(
