@@ -59,6 +59,14 @@ def main() -> None:
             page.screenshot(path=str(OUT / "delivery-manual.png"), full_page=True)
             page.goto(f"{base}/posts")
             page.screenshot(path=str(OUT / "posts.png"), full_page=True)
+            page.goto(f"{base}/posts?view=published")
+            page.locator("main table a").first.click()
+            page.get_by_role("link", name="The whole post").click()
+            page.wait_for_function(
+                "() => window.Chart && Chart.getChart(document.querySelector('canvas[data-chart]'))"
+            )
+            section = page.locator("section:has(#engagement-h)")
+            section.screenshot(path=str(OUT / "post-engagement.png"))
             page.goto(f"{base}/calendar?view=month")
             page.screenshot(path=str(OUT / "calendar.png"), full_page=True)
             page.goto(f"{base}/posts/new?variant_id=2")
