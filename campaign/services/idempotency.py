@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,9 @@ from campaign.models import IdempotencyKey
 from campaign.services import ServiceError
 
 KEEP_FOR = dt.timedelta(hours=24)
+# A request still "in progress" after this long died with its process (no request runs this
+# long): a retry with the same key takes the claim over instead of waiting for the daily prune.
+ABANDONED_AFTER = dt.timedelta(minutes=10)
 
 
 class KeyReused(ServiceError):
@@ -81,7 +84,8 @@ def claim(
     """
     found = _find(session, token_id, key)
     if found is not None:
-        return _answer_from(found, fingerprint)
+        taken = _take_over_abandoned(session, found, fingerprint, now)
+        return taken if taken is not None else _answer_from(found, fingerprint)
     row = IdempotencyKey(
         api_token_id=token_id,
         key=key,
@@ -103,6 +107,29 @@ def claim(
             ) from None
         return _answer_from(winner, fingerprint)
     return Claimed(row.id)
+
+
+def _take_over_abandoned(
+    session: Session, found: IdempotencyKey, fingerprint: str, now: dt.datetime
+) -> Claimed | None:
+    """Own a claim whose request died in progress long ago (committed), or None."""
+    if found.completed_at is not None or found.request_hash != fingerprint:
+        return None
+    if found.created_at > now - ABANDONED_AFTER:
+        return None
+    # Conditional, so that of two retries racing for it only one takes it over.
+    result = session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == found.id,
+            IdempotencyKey.completed_at.is_(None),
+            IdempotencyKey.created_at == found.created_at,
+        )
+        .values(created_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return Claimed(found.id) if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 def complete(session: Session, row_id: int, status_code: int, body: str, now: dt.datetime) -> None:

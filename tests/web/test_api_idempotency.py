@@ -203,3 +203,23 @@ def test_prune_job_forgets_keys_older_than_a_day_and_keeps_newer_ones(db, world)
     factory = sessionmaker(bind=db.connection(), join_transaction_mode="create_savepoint")
     jobs.prune_idempotency_keys(factory)
     assert db.scalars(select(IdempotencyKey.key)).all() == ["new"]
+
+
+def test_a_claim_abandoned_by_a_dead_process_is_taken_over_by_a_retry(db, world):
+    token, _plain = create_token(db, world.home.org.id, "t", ["admin"], None, NOW)
+    fingerprint = idempotency.request_hash("POST", "/p", b"{}")
+    first = idempotency.claim(db, token.id, "k", "POST", "/p", fingerprint, NOW)
+    # Its process died before completing or releasing it: a retry soon after still waits...
+    soon = NOW + idempotency.ABANDONED_AFTER - dt.timedelta(seconds=1)
+    with pytest.raises(idempotency.KeyInProgress):
+        idempotency.claim(db, token.id, "k", "POST", "/p", fingerprint, soon)
+    # ...another request with the key is still refused as a different request...
+    other = idempotency.request_hash("POST", "/p", b'{"x": 1}')
+    later = NOW + idempotency.ABANDONED_AFTER + dt.timedelta(seconds=1)
+    with pytest.raises(idempotency.KeyReused):
+        idempotency.claim(db, token.id, "k", "POST", "/p", other, later)
+    # ...and the same request, once the claim is clearly abandoned, takes it over.
+    again = idempotency.claim(db, token.id, "k", "POST", "/p", fingerprint, later)
+    assert again == idempotency.Claimed(first.row_id)
+    with pytest.raises(idempotency.KeyInProgress):
+        idempotency.claim(db, token.id, "k", "POST", "/p", fingerprint, later)
