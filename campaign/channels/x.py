@@ -343,6 +343,8 @@ class XAdapter:
 
 
 _URL_PLACEHOLDER = "\x00url\x00"
+# To whitespace, but not a last sentence mark (as X itself leaves "." after a link).
+_BARE_URL = re.compile(r"https?://[^\s\x00]*[^\s\x00.,;:!?'\")\]]", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -357,7 +359,10 @@ def normalise_for_match(text: str) -> str:
         parts.append(_URL_PLACEHOLDER)
         position = end
     parts.append(text[position:])
-    return _WHITESPACE.sub(" ", "".join(parts)).strip()
+    # twitter-text knows only real top-level domains; a link to an address such as the app's own
+    # tracked link on a test or intranet host (http://10.0.0.5/l/...) is a link to X all the same.
+    joined = _BARE_URL.sub(_URL_PLACEHOLDER, "".join(parts))
+    return _WHITESPACE.sub(" ", joined).strip()
 
 
 def _status_url(external_id: str) -> str:

@@ -572,3 +572,11 @@ def test_normalised_texts_match_across_url_rewriting_spacing_and_nfc() -> None:
     theirs = "Caf\u00e9 fair: https://t.co/Zz9"
 
     assert normalise_for_match(ours) == normalise_for_match(theirs)
+
+
+def test_a_link_twitter_text_does_not_know_still_matches_its_t_co_form() -> None:
+    # The app's own tracked link on an address without a public top-level domain.
+    ours = "Careers fair: http://127.0.0.1:5000/l/Ab3dE5fG9 and http://intranet/l/x."
+    theirs = "Careers fair: https://t.co/Zz9 and https://t.co/Yy8."
+    assert normalise_for_match(ours) == normalise_for_match(theirs)
+    assert normalise_for_match("Fair: http://10.0.0.5/l/a") != normalise_for_match("Fair on")
