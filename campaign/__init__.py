@@ -96,6 +96,7 @@ class _DatabaseId(IntegerConverter):
 def _register_web(app: Flask, settings: Settings) -> None:
     from campaign.web import (
         account,
+        alerts,
         api,
         auth,
         calendar,
@@ -111,6 +112,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         post_csv,
         publishing,
         reports,
+        vacancies,
     )
     from campaign.web import settings as settings_views
     from campaign.web.api.errors import install_error_handlers
@@ -142,6 +144,8 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(engagement.bp)
     app.register_blueprint(links.bp)  # /l/<code>: public, the code is the credential
     app.register_blueprint(link_settings.bp)
+    app.register_blueprint(vacancies.bp)
+    app.register_blueprint(alerts.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
     app.register_blueprint(api.bp)
 

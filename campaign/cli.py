@@ -236,6 +236,34 @@ def metrics_collect() -> None:
     click.echo(f"metrics collect: {report.summary()}")
 
 
+@cli.group("feeds")
+def feeds_group() -> None:
+    """Vacancy feed sources."""
+
+
+@feeds_group.command("poll")
+@click.option("--source", "source_id", type=int, default=None, help="Poll only this source id.")
+@with_appcontext
+def feeds_poll(source_id: int | None) -> None:
+    """One polling pass now (every enabled feed source, due or not), then exit."""
+    from campaign.services.vacancy_sources import PollOutcome, poll_all
+
+    st = _app_state()
+
+    def progress(outcome: PollOutcome) -> None:
+        click.echo(outcome.line())
+
+    outcomes = poll_all(
+        st.session_factory,
+        st.settings,
+        st.pinned_now or utcnow(),
+        source_id=source_id,
+        progress=progress,
+    )
+    errors = sum(1 for o in outcomes if o.status == "error")
+    click.echo(f"feeds poll: {len(outcomes)} source(s) polled, {errors} with errors")
+
+
 @metrics_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")

@@ -164,6 +164,23 @@ class MetricsSection(_Section):
         return value
 
 
+class FeedsSection(_Section):
+    # Minutes between polls of a new feed source (each source can change its own).
+    default_poll_minutes: int = Field(default=60, ge=5, le=10080)
+    # Largest feed body read, in bytes (after decompression); a bigger one is an error.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Seconds one fetch may take in all (connect, redirects and body).
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # Redirects followed per fetch.
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    # Successive good polls of a full feed that must miss a vacancy before it is withdrawn.
+    withdraw_after_polls: int = Field(default=3, ge=1, le=100)
+    # Sources polled per worker tick (the rest wait for the next tick).
+    batch_size: int = Field(default=20, ge=1, le=1000)
+    # How long a worker holds a source it is polling before another worker may take it.
+    claim_seconds: int = Field(default=300, ge=30)
+
+
 class PlatformSection(_Section):
     api_base_url: str
 
@@ -194,6 +211,7 @@ class Settings(BaseSettings):
     network: NetworkSection = Field(default_factory=NetworkSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     links: LinksSection = Field(default_factory=LinksSection)
+    feeds: FeedsSection = Field(default_factory=FeedsSection)
     x: XSection = Field(default_factory=XSection)
     mastodon: PlatformSection = Field(
         default_factory=lambda: PlatformSection(api_base_url="https://mastodon.social")

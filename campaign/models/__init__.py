@@ -1,5 +1,6 @@
 """All models, imported here so that Alembic and the mapper registry see every table."""
 
+import campaign.models.alerts  # registers the vacancy alert tables
 import campaign.models.engagement  # noqa: F401 - registers the tracked-link tables
 from campaign.models import metrics  # noqa: F401 - registers the metric snapshot tables
 from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membership, Role, User
@@ -13,6 +14,7 @@ from campaign.models.outbox import OutboxEntry
 from campaign.models.planning import KEY_DATE_EFFECTS, KEY_DATE_KINDS, KeyDate, QueueSlot
 from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, DeliveryAttempt, Post
 from campaign.models.system import WorkerHeartbeat
+from campaign.models.vacancy import Vacancy, VacancySource
 
 __all__ = [
     "API_SCOPES",
@@ -44,6 +46,8 @@ __all__ = [
     "QueueSlot",
     "Role",
     "User",
+    "Vacancy",
+    "VacancySource",
     "Variant",
     "WorkerHeartbeat",
     "variant_framing_tags",

@@ -48,12 +48,6 @@ def experiments() -> str:
     return render_template("main/experiments.html")
 
 
-@bp.route("/vacancies")
-@role_required(Role.STAFF)
-def vacancies() -> str:
-    return render_template("main/vacancies.html")
-
-
 @bp.route("/reports")
 @role_required(Role.STAFF)
 def reports() -> str:

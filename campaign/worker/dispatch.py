@@ -40,7 +40,7 @@ from campaign.channels.base import (
     UnknownOutcome,
 )
 from campaign.db import database_now
-from campaign.services import completion, links, publishing
+from campaign.services import alerts, completion, links, publishing
 from campaign.services.publishing import ChannelSnapshot, Claim, EngineRules, Outcome
 from campaign.services.text_rules import KNOWN_KINDS, ChannelLimits, check_text
 
@@ -224,11 +224,15 @@ class Dispatcher:
         adapters.clear()
 
     def housekeeping(self, report: PassReport) -> None:
-        """Reap expired leases and mark deliveries that are past their grace window."""
+        """Reap expired leases, mark deliveries past their grace window, and cancel vacancy
+        alerts whose vacancy closed or went away (so none is claimed after its closing)."""
         with self._begin() as session:
             now = database_now(session)
             reaped = publishing.reap_expired_leases(session, now)
             missed = publishing.mark_missed(session, now, self.rules)
+            stale = alerts.cancel_stale(session, now)
+        if stale:
+            log.info("cancelled %d vacancy alerts whose vacancy has closed", len(stale))
         report.add("reaped_to_scheduled", reaped["scheduled"])
         report.add("reaped_to_unknown", reaped["unknown"])
         report.add("missed", missed)

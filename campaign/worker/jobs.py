@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaign.config import Settings
 from campaign.db import database_now, utcnow
-from campaign.services import idempotency, instance_limits, links, system
+from campaign.services import alerts as vacancy_alerts
+from campaign.services import (
+    idempotency,
+    instance_limits,
+    links,
+    system,
+    vacancies,
+    vacancy_sources,
+)
 from campaign.services.accounts import ThrottlePolicy, prune_login_attempts
 from campaign.worker.dispatch import Dispatcher, PassReport
 
@@ -94,6 +102,39 @@ def refresh_instance_limits(factory: sessionmaker[Session], settings: Settings) 
     answered = instance_limits.refresh_mastodon_limits(factory, settings)
     if answered:
         log.info("read the character limits of %d Mastodon instance(s)", answered)
+
+
+def poll_feeds(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Poll the vacancy feed sources that are due, then expire vacancies past closing."""
+    now = utcnow()
+    outcomes = vacancy_sources.poll_due(factory, settings, now)
+    for outcome in outcomes:
+        log.log(
+            logging.WARNING if outcome.status == "error" else logging.INFO, "%s", outcome.line()
+        )
+    with factory.begin() as session:
+        expired = vacancies.expire(session, utcnow())
+    if expired:
+        log.info("expired %d vacancies past their closing date", len(expired))
+
+
+def plan_alerts(factory: sessionmaker[Session]) -> None:
+    """Cancel alert posts whose vacancy closed or went, then plan new vacancy alerts."""
+    with factory.begin() as session:
+        now = database_now(session)
+        cancelled = vacancy_alerts.cancel_stale(session, now)
+        report = vacancy_alerts.plan_alerts(session, now)
+    if cancelled:
+        log.info("cancelled %d alert post(s) of closed or withdrawn vacancies", len(cancelled))
+    if report.posts or report.refused:
+        log.info(
+            "planned %d alert post(s) (%d for review); %d alert(s) refused",
+            len(report.posts),
+            len(report.review),
+            len(report.refused),
+        )
+    for problem in report.problems:
+        log.warning("vacancy alerts: %s", problem)
 
 
 def _log_report(name: str, report: PassReport) -> None:

@@ -112,6 +112,8 @@ def build_scheduler(state: AppState, blocking: bool, stop: threading.Event | Non
             (state.session_factory, state.settings),
             300.0,
         ),
+        ("poll_feeds", jobs.poll_feeds, (state.session_factory, state.settings), 60.0),
+        ("plan_alerts", jobs.plan_alerts, (state.session_factory,), 300.0),
         (
             "collect_metrics",
             collect_metrics,

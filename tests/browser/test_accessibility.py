@@ -28,6 +28,9 @@ PAGES = [
     "/settings/channels/connect/bluesky",
     "/experiments",
     "/vacancies",
+    "/vacancies?status=all",
+    "/vacancies/sources",
+    "/vacancies/sources/new",
     "/reports",
     "/settings/",
     "/settings/users",
@@ -57,6 +60,8 @@ PAGES = [
     "/settings/key-dates/1/edit",
     "/settings/planning/",
     "/settings/links/",
+    "/vacancies/alerts/",
+    "/vacancies/alerts/new",
     "/no-such-page",
 ]
 

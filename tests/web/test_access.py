@@ -37,7 +37,15 @@ EXPECTED_ROLE = {
     "connect.bluesky": Role.ADMIN,
     "connect.reconnect": Role.ADMIN,
     "main.experiments": Role.STAFF,
-    "main.vacancies": Role.STAFF,
+    "vacancies.index": Role.STAFF,
+    "vacancies.detail": Role.STAFF,
+    "vacancies.sources": Role.STAFF,
+    "vacancies.new_source": Role.MANAGER,
+    "vacancies.edit_source": Role.MANAGER,
+    "vacancies.disable_source": Role.MANAGER,
+    "vacancies.enable_source": Role.MANAGER,
+    "vacancies.poll_source": Role.MANAGER,
+    "vacancies.upload": Role.MANAGER,
     "main.reports": Role.STAFF,
     "reports.calculator": Role.STAFF,
     "account.account": Role.STAFF,
@@ -97,6 +105,16 @@ EXPECTED_ROLE = {
     "calendar.feed_settings": Role.ADMIN,
     "calendar.regenerate_feed": Role.ADMIN,
     "calendar.turn_off_feed": Role.ADMIN,
+    "alerts.index": Role.STAFF,
+    "alerts.new_rule": Role.MANAGER,
+    "alerts.rule_detail": Role.STAFF,
+    "alerts.edit_rule": Role.MANAGER,
+    "alerts.enable": Role.MANAGER,
+    "alerts.disable": Role.MANAGER,
+    "alerts.add_template": Role.MANAGER,
+    "alerts.edit_template": Role.MANAGER,
+    "alerts.delete_template": Role.MANAGER,
+    "alerts.preview": Role.STAFF,
 }
 
 
@@ -126,9 +144,50 @@ def _key_date_id(db, org_id):
     return found
 
 
+def _vacancy_ids(db, org_id):
+    """The organisation's CSV vacancy source and one vacancy of it, made on first use."""
+    from campaign.models import Vacancy, VacancySource
+
+    source = db.scalar(
+        select(VacancySource).where(VacancySource.organisation_id == org_id).limit(1)
+    )
+    if source is None:
+        source = VacancySource(organisation_id=org_id, name="Jobs", kind="csv", created_at=NOW)
+        db.add(source)
+        db.flush()
+        vacancy = Vacancy(
+            organisation_id=org_id, source_id=source.id, title="Analyst", content_hash="h",
+            first_seen_at=NOW, last_seen_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        db.add(vacancy)
+        db.flush()
+    vacancy_id = db.scalar(select(Vacancy.id).where(Vacancy.source_id == source.id).limit(1))
+    return {"source_id": source.id, "vacancy_id": vacancy_id}
+
+
+def _alert_ids(db, org_id):
+    """The organisation's alert rule and one template of it, made on first use."""
+    from campaign.models.alerts import AlertRule, AlertTemplate
+
+    rule = db.scalar(select(AlertRule).where(AlertRule.organisation_id == org_id).limit(1))
+    if rule is None:
+        rule = AlertRule(organisation_id=org_id, name="Jobs", created_at=NOW)
+        db.add(rule)
+        db.flush()
+    template_id = db.scalar(select(AlertTemplate.id).where(AlertTemplate.rule_id == rule.id))
+    if template_id is None:
+        template = AlertTemplate(rule_id=rule.id, label="Plain", body="{{ title }}", created_at=NOW)
+        db.add(template)
+        db.flush()
+        template_id = template.id
+    return {"rule_id": rule.id, "template_id": template_id}
+
+
 def _ids(world_part):
     channel = world_part.channel
     return {
+        **_vacancy_ids(object_session(channel), world_part.org.id),
+        **_alert_ids(object_session(channel), world_part.org.id),
         "tag_id": world_part.org.framing_tags[0].id,
         "key_date_id": _key_date_id(object_session(channel), world_part.org.id),
         "campaign_id": world_part.campaign.id,
@@ -208,6 +267,8 @@ def test_role_matrix(client, auth, world, app, role, db):
             # Act on the manager: never lock ourselves out mid-matrix.
             path = _path(rule, {**_ids(world.home), "user_id": world.home.manager.id})
             data["role"] = "manager"
+        if rule.endpoint in {"alerts.add_template", "alerts.edit_template"}:
+            data.update(label="Matrix", body="{{ title }}")
         response = client.open(path, method=_method(rule), data=data)
         if role.covers(needed):
             assert response.status_code in (200, 302), (

@@ -38,6 +38,8 @@ def test_scheduler_declares_fixed_ticks_not_jobs_per_post(app):
         "instance_limits",
         "collect_metrics",
         "prune_clicks",
+        "poll_feeds",
+        "plan_alerts",
     }
     assert all(job.max_instances == 1 for job in scheduler.get_jobs())
 

@@ -55,4 +55,12 @@ def openapi() -> Any:
     return spec.spec
 
 
-from campaign.web.api import analysis, drafting, health, metrics, publishing, resources  # noqa: E402, F401 - registers the views
+from campaign.web.api import (  # noqa: E402, F401 - registers the views
+    analysis,
+    drafting,
+    health,
+    metrics,
+    publishing,
+    resources,
+    vacancies,
+)
