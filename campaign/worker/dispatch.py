@@ -230,9 +230,15 @@ class Dispatcher:
             now = database_now(session)
             reaped = publishing.reap_expired_leases(session, now)
             missed = publishing.mark_missed(session, now, self.rules)
-            stale = alerts.cancel_stale(session, now)
-        if stale:
-            log.info("cancelled %d vacancy alerts whose vacancy has closed", len(stale))
+        try:
+            with self._begin() as session:
+                stale = alerts.cancel_stale(session, database_now(session))
+        except Exception:
+            # Publishing must go on; the alerts tick retries, and the log says why it failed.
+            log.exception("cancelling the alerts of closed vacancies failed")
+        else:
+            if stale:
+                log.info("cancelled %d vacancy alerts whose vacancy has closed", len(stale))
         report.add("reaped_to_scheduled", reaped["scheduled"])
         report.add("reaped_to_unknown", reaped["unknown"])
         report.add("missed", missed)

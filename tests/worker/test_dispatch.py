@@ -459,3 +459,36 @@ def test_a_claim_reaped_while_its_batch_waited_is_not_called(factory, network, c
     assert (report.counts["published"], report.counts["lease_lost"]) == (1, 2)
     assert caplog.text.count("was lost before the call; not calling") == 2
     assert [_delivery(factory, i).status for i in ids] == ["published", "unknown", "unknown"]
+
+
+def test_housekeeping_cancels_stale_alerts_and_a_failure_there_never_stops_publishing(
+    factory, network, monkeypatch, caplog
+):
+    import logging
+
+    from campaign.services import alerts
+
+    _, _, ids = _seed(factory, count=1)
+    seen = []
+
+    def stale(session, now):
+        seen.append(now)
+        return [41, 42]
+
+    monkeypatch.setattr(alerts, "cancel_stale", stale)
+    dispatcher = _dispatcher(factory, network)
+    with caplog.at_level(logging.INFO):
+        dispatcher.housekeeping(PassReport())
+    assert len(seen) == 1 and seen[0].tzinfo is not None
+    assert "cancelled 2 vacancy alerts" in caplog.text
+
+    def broken(session, now):
+        raise RuntimeError("a bug in alerts")
+
+    monkeypatch.setattr(alerts, "cancel_stale", broken)
+    report = PassReport()
+    dispatcher.housekeeping(report)
+    dispatcher.dispatch(report)
+    assert report.counts["published"] == 1
+    assert "cancelling the alerts of closed vacancies failed" in caplog.text
+    assert _delivery(factory, ids[0]).status == "published"
