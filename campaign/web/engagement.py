@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import zlib
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from werkzeug.wrappers import Response
-from wtforms import HiddenField
 
 from campaign.models import Organisation, Role
 from campaign.services import NotFound, ServiceError, engagement_csv, engagement_import
@@ -19,12 +13,14 @@ from campaign.services.engagement_export import export
 from campaign.services.engagement_import import MANUAL_FIGURES
 from campaign.services.local_time import format_local, parse_local
 from campaign.services.metric_windows import Window, windows_from
+from campaign.web import csv_upload
 from campaign.web.auth import member, role_required
 from campaign.web.context import get_session, now, state
+from campaign.web.csv_upload import ConfirmForm, UploadForm, pack
 
 bp = Blueprint("engagement", __name__)
 # The preview hands the file back to the confirm form, compressed; nothing is kept server-side.
-MAX_CARRIED = engagement_csv.MAX_BYTES * 4 // 3 + 1024
+MAX_CARRIED = csv_upload.carried_limit(engagement_csv.MAX_BYTES)
 SHOWN_REFUSALS = 10
 FIGURE_LABELS = {
     "impressions": "Impressions",
@@ -51,32 +47,9 @@ COLUMN_HELP = (
 )  # fmt: skip
 
 
-class UploadForm(FlaskForm):  # type: ignore[misc]
-    file = FileField("CSV file")
-
-
-class ConfirmForm(FlaskForm):  # type: ignore[misc]
-    content = HiddenField()
-
-
-def pack(data: bytes) -> str:
-    """The file as the confirm form carries it: zlib, then URL-safe base64."""
-    return base64.urlsafe_b64encode(zlib.compress(data, 9)).decode("ascii")
-
-
 def unpack(carried: str) -> bytes | None:
     """The file back from the confirm form, or None if it is damaged or too large."""
-    if not carried or len(carried) > MAX_CARRIED:
-        return None
-    try:
-        compressed = base64.urlsafe_b64decode(carried.encode("ascii"))
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(compressed, engagement_csv.MAX_BYTES + 1)
-    except (binascii.Error, UnicodeEncodeError, ValueError, zlib.error):
-        return None
-    if not inflater.eof or len(data) > engagement_csv.MAX_BYTES:
-        return None
-    return data
+    return csv_upload.unpack(carried, engagement_csv.MAX_BYTES)
 
 
 def _organisation() -> Organisation:

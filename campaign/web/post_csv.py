@@ -2,55 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from werkzeug.wrappers import Response
-from wtforms import HiddenField
 
 from campaign.models import Organisation, Role
 from campaign.services import ServiceError, post_csv
 from campaign.services.local_time import format_local
+from campaign.web import csv_upload
 from campaign.web.auth import member, role_required
 from campaign.web.context import get_session, now
+from campaign.web.csv_upload import ConfirmForm, UploadForm, pack
 
 bp = Blueprint("post_csv", __name__)
 # The preview hands the file back to the confirm form, compressed; nothing is kept server-side.
-# Base64 of zlib output is at most a third longer than the file, plus a little.
-MAX_CARRIED = post_csv.MAX_BYTES * 4 // 3 + 1024
+MAX_CARRIED = csv_upload.carried_limit(post_csv.MAX_BYTES)
 SHOWN_REFUSALS = 10
-
-
-class UploadForm(FlaskForm):  # type: ignore[misc]
-    file = FileField("CSV file")
-
-
-class ConfirmForm(FlaskForm):  # type: ignore[misc]
-    content = HiddenField()
-
-
-def pack(data: bytes) -> str:
-    """The file as the confirm form carries it: zlib, then URL-safe base64 (no escaping needed)."""
-    return base64.urlsafe_b64encode(zlib.compress(data, 9)).decode("ascii")
 
 
 def unpack(carried: str) -> bytes | None:
     """The file back from the confirm form, or None if it is damaged or too large."""
-    if not carried or len(carried) > MAX_CARRIED:
-        return None
-    try:
-        compressed = base64.urlsafe_b64decode(carried.encode("ascii"))
-        inflater = zlib.decompressobj()
-        data = inflater.decompress(compressed, post_csv.MAX_BYTES + 1)
-    except (binascii.Error, UnicodeEncodeError, ValueError, zlib.error):
-        return None
-    if not inflater.eof or len(data) > post_csv.MAX_BYTES:
-        return None  # truncated, or more than an upload may hold
-    return data
+    return csv_upload.unpack(carried, post_csv.MAX_BYTES)
 
 
 def _organisation() -> Organisation:
