@@ -67,20 +67,32 @@ def test_r1_many_due_at_once_with_four_workers_are_each_published_once(stack):
     assert len(stack.creates("mastodon")) == len(ids), "no delivery was sent twice"
 
 
-def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack):
-    """Swap the lease claim for SELECT-then-UPDATE in two transactions: the harness must see it."""
+def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack, tmp_path):
+    """Swap the lease claim for SELECT-then-UPDATE in two transactions: the harness must see it.
+
+    The naive claim waits, between its SELECT and its UPDATE, until a second worker has selected
+    the same rows (a file barrier), so the race it opens is taken every run rather than by luck.
+    """
+    barrier = tmp_path / "naive-barrier"
+    barrier.mkdir()
     naive = (
-        "import time\n"
+        "import os, time\n"
         "from sqlalchemy import select, update\n"
         "from campaign.db import database_now\n"
         "from campaign.models import Delivery\n"
         "from campaign.services import publishing\n"
         "from campaign.worker.dispatch import Dispatcher\n"
+        f"BARRIER = {str(barrier)!r}\n"
         "def naive(self):\n"
         "    with self.factory() as session:\n"
         "        ids = list(session.scalars(select(Delivery.id).where(\n"
         "            Delivery.status == 'scheduled', Delivery.due_at <= database_now(session))))\n"
-        "    time.sleep(1.0)\n"
+        "    if not ids:\n"
+        "        return []\n"
+        "    open(os.path.join(BARRIER, str(os.getpid())), 'w').close()\n"
+        "    deadline = time.monotonic() + 30\n"
+        "    while len(os.listdir(BARRIER)) < 2 and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
         "    with self.factory.begin() as session:\n"
         "        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(\n"
         "            status='publishing', lease_token='naive', attempts=Delivery.attempts + 1))\n"
@@ -92,12 +104,13 @@ def test_r2_negative_control_a_naive_claim_is_caught_by_the_harness(stack):
     for _ in range(4):
         stack.start_worker(code=naive)
     stack.wait_for(lambda: stack.heartbeats() >= 4, "four workers ticking")
-    # Due a moment later, so that all four workers look at the same moment.
     ids = stack.deliveries(channel, 40, due_in=dt.timedelta(seconds=1.5))
     stack.wait_for(lambda: "scheduled" not in stack.states(ids).values(), "all claimed")
-    stack.wait_for(lambda: len(stack.creates("mastodon")) >= len(ids), "calls made")
     # The platform's idempotency key saved the public timeline, but the harness sees the calls.
-    assert len(stack.creates("mastodon")) > len(ids), "the harness failed to see duplicate calls"
+    stack.wait_for(
+        lambda: len(stack.creates("mastodon")) > len(ids), "the harness to see duplicate calls"
+    )
+    assert len(os.listdir(barrier)) >= 2, "two workers selected the same due rows"
 
 
 def test_r3_killed_after_the_platform_accepted_ends_published_once(stack):
