@@ -17,7 +17,7 @@ from campaign import create_app
 from campaign.config import ConfigError
 from campaign.db import utcnow
 from campaign.models import AUDIENCES, CHANNEL_KINDS, Role
-from campaign.services import ServiceError, accounts, campaigns, demo, tokens
+from campaign.services import ServiceError, accounts, campaigns, demo, demo_vacancies, tokens
 from campaign.services.organisations import get_organisation_by_slug
 from campaign.state import AppState
 
@@ -142,6 +142,16 @@ def demo_command(if_empty: bool) -> None:
             metric_ages=st.settings.metrics.ages,
         )
     click.echo("demo organisation loaded" if created else "demo organisation already present")
+    if created:
+        started = demo_vacancies.start_vacancy_feeds(
+            st.session_factory, st.settings, _org.id, utcnow()
+        )
+        for outcome in started.polled:
+            click.echo(f"  vacancy {outcome.line()}")
+        click.echo(
+            f"  {len(started.alert_posts)} vacancy alert posts planned, "
+            f"{len(started.held_for_review)} of them held for a manager's review"
+        )
     click.echo("Demo logins (organisation 'demo'):")
     for login in demo.DEMO_LOGINS:
         click.echo(f"  {login.role:<8} {login.email:<24} password: {login.password}")

@@ -28,6 +28,7 @@ from campaign.services import posts
 from campaign.services.accounts import create_user
 from campaign.services.audit import Actor
 from campaign.services.demo_history import add_history
+from campaign.services.demo_vacancies import add_vacancy_demo
 from campaign.services.organisations import create_organisation
 from campaign.services.posts import PostInput
 
@@ -198,6 +199,8 @@ def load_demo(
     # The first message is also offered to graduates, whose channel needs approval.
     _queue(session, org, framings[0][0], (channels["graduates"].id,), staff, now)
     _add_soon_posts(session, org, channels["students"], manual, now)
+    manager = Actor(org.id, users[Role.MANAGER].email, users[Role.MANAGER].id, Role.MANAGER.value)
+    add_vacancy_demo(session, org, manager, channels["graduates"], now)
     # Weeks of published history, with clicks and figures (made last, so the planned posts
     # keep the first ids).
     add_history(session, channels["students"], framings, now, link_base_url, metric_ages)

@@ -25,7 +25,7 @@ from campaign.netguard import AllowList, parse_allow_list
 from campaign.services import NotFound, PermissionDenied, ServiceError
 from campaign.services import vacancies as records
 from campaign.services.audit import Actor, record
-from campaign.vacancies import dates, dedupe, detect, fetch, incremental
+from campaign.vacancies import dates, dedupe, detect, examples, fetch, incremental
 from campaign.vacancies.csvfile import parse_csv
 from campaign.vacancies.normalise import normalise
 from campaign.vacancies.records import ParseResult, RawItem, Vacancy
@@ -126,7 +126,11 @@ def _checked(data: SourceInput, kind: str) -> SourceInput:
         if len(url) > MAX_URL:
             raise FieldError("url", f"The URL is longer than {MAX_URL} characters.")
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if examples.is_example(url):
+            problem = examples.problem(url)
+            if problem is not None:
+                raise FieldError("url", f"{problem[0].upper()}{problem[1:]}.")
+        elif parts.scheme not in ("http", "https") or not parts.hostname:
             raise FieldError("url", "The URL must start with http:// or https:// and name a host.")
     if not MIN_INTERVAL <= data.poll_interval_minutes <= MAX_INTERVAL:
         raise FieldError(

@@ -6,12 +6,14 @@ cap, a timeout, too many redirects or an HTTP error all come back as `FetchResul
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, replace
 
 import requests
 
 from campaign.netguard import AllowList, BlockedDestination, guarded_session
+from campaign.vacancies import examples
 
 USER_AGENT = "campaign-vacancy-fetcher/0.1 (+https://github.com/)"
 ACCEPT = (
@@ -80,6 +82,8 @@ def fetch(
 ) -> FetchResult:
     """GET `url` with conditional headers; the body is capped and the whole fetch timed."""
     limits = limits or FetchLimits()
+    if examples.is_example(url):
+        return fetch_example(url, etag=etag)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in ("http", "https"):
         return FetchResult(
@@ -107,6 +111,23 @@ def fetch(
         return FetchResult(url, error=f"could not connect: {_short(exc)}")
     except requests.exceptions.RequestException as exc:
         return FetchResult(url, error=f"request failed: {_short(exc)}")
+
+
+def fetch_example(
+    url: str, *, etag: str | None = None, today: dt.date | None = None
+) -> FetchResult:
+    """One of the app's built-in example feeds, answered like a server with conditional GET:
+    no network, and the feed as it reads today (UTC) unless `today` is given."""
+    problem = examples.problem(url)
+    if problem is not None:
+        return FetchResult(url, error=problem)
+    body, content_type = examples.body_of(url, today or dt.datetime.now(dt.UTC).date())
+    tag = examples.etag_of(body)
+    if etag == tag:
+        return FetchResult(url, status=304, etag=tag, final_url=url, not_modified=True)
+    return FetchResult(
+        url, status=200, body=body, etag=tag, final_url=url, content_type=content_type
+    )
 
 
 def _result(
