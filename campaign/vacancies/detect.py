@@ -20,7 +20,8 @@ _PROLOG = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _ROOT = re.compile(rb"<([A-Za-z_][\w:.-]*)([^>]*)>?")
-_ATOM_NS = b"http://www.w3.org/2005/Atom"
+# Atom 1.0, and Atom 0.3 (deprecated, still served by old blog and job-board software).
+_ATOM_NAMESPACES = (b"http://www.w3.org/2005/Atom", b"http://purl.org/atom/ns#")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
@@ -50,7 +51,7 @@ def detect(body: bytes, content_type: str = "") -> str:
         if name in (b"rss", b"rdf"):
             return RSS
         if name == b"feed":
-            return RSS if _ATOM_NS in root.group(2) else JOBXML
+            return RSS if any(ns in root.group(2) for ns in _ATOM_NAMESPACES) else JOBXML
         if name in (b"html", b"head", b"body"):
             return JSONLD
         return JOBXML

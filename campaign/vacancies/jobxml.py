@@ -193,6 +193,10 @@ def parse_jobxml(body: bytes, *, source_url: str = "") -> ParseResult:
         return ParseResult(FORMAT, error="refused: the document references an external entity")
     except ET.ParseError as exc:
         return ParseResult(FORMAT, error=f"the document is not well-formed XML: {exc}")
+    except LookupError as exc:  # a declared encoding Python does not know ("bogus", "mac")
+        return ParseResult(
+            FORMAT, error=f"the document declares a character encoding that cannot be read ({exc})"
+        )
     if position == 0:
         result.warnings.append("no job, position, posting or vacancy elements found")
     return result

@@ -73,6 +73,8 @@ def malformed(body: bytes) -> str | None:
         return (
             f"the feed is not well-formed XML: {problem} (line {exc.lineno}, column {exc.offset})"
         )
+    except LookupError as exc:  # a declared encoding Python does not know ("bogus", "mac")
+        return f"the feed declares a character encoding that cannot be read ({exc})"
     return None
 
 
