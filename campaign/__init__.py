@@ -101,8 +101,10 @@ def _register_web(app: Flask, settings: Settings) -> None:
         auth,
         calendar,
         connect,
+        dashboard,
         drafting,
         engagement,
+        experiments,
         link_settings,
         links,
         main,
@@ -130,6 +132,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
+    app.register_blueprint(experiments.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(publishing.bp)
@@ -146,6 +149,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.register_blueprint(link_settings.bp)
     app.register_blueprint(vacancies.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(dashboard.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
     app.register_blueprint(api.bp)
 

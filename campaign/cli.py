@@ -440,6 +440,23 @@ def analyse(file: Any) -> None:
     click.echo(json.dumps(result, indent=2, sort_keys=True, allow_nan=False))
 
 
+@cli.command("report")
+@click.argument("experiment_id", type=click.IntRange(min=1))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
+)
+@click.option("--age", default=None, help="Post age to read figures at, e.g. 24h or 7d.")
+@with_appcontext
+def report(experiment_id: int, fmt: str, age: str | None) -> None:
+    """The experiment report from stored figures (CSV cells that look like formulas are defused)."""
+    from campaign.services.experiment_report_cli import render_report
+
+    try:
+        click.echo(render_report(_app_state(), experiment_id, fmt, age, utcnow()), nl=False)
+    except (ServiceError, ValueError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(

@@ -7,6 +7,7 @@ from campaign.models.account import API_SCOPES, ApiToken, LoginAttempt, Membersh
 from campaign.models.audit import AuditEvent
 from campaign.models.campaign import Campaign, Message, Variant, variant_framing_tags
 from campaign.models.channel import CHANNEL_KINDS, Channel
+from campaign.models.experiment import Experiment, ExperimentArm, ExperimentSlot
 from campaign.models.idempotency import IdempotencyKey
 from campaign.models.oauth import OAUTH_KINDS, MastodonApp, OAuthAuthorization
 from campaign.models.organisation import AUDIENCES, DEFAULT_FRAMING_TAGS, FramingTag, Organisation
@@ -32,6 +33,9 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryAttempt",
+    "Experiment",
+    "ExperimentArm",
+    "ExperimentSlot",
     "FramingTag",
     "IdempotencyKey",
     "KeyDate",

@@ -27,6 +27,7 @@ from campaign.models import (
 from campaign.services import posts
 from campaign.services.accounts import create_user
 from campaign.services.audit import Actor
+from campaign.services.demo_experiments import add_experiments
 from campaign.services.demo_history import add_history
 from campaign.services.demo_vacancies import add_vacancy_demo
 from campaign.services.organisations import create_organisation
@@ -203,8 +204,9 @@ def load_demo(
     add_vacancy_demo(session, org, manager, channels["graduates"], now)
     # Weeks of published history, with clicks and figures (made last, so the planned posts
     # keep the first ids).
-    add_history(session, channels["students"], framings, now, link_base_url, metric_ages)
+    history = add_history(session, channels["students"], framings, now, link_base_url, metric_ages)
     session.flush()
+    add_experiments(session, org, channels["students"], framings, history, staff, manager, now)
     return org, True
 
 

@@ -42,12 +42,6 @@ def campaign_detail(campaign_id: int) -> str:
     return render_template("main/campaign.html", campaign=found)
 
 
-@bp.route("/experiments")
-@role_required(Role.STAFF)
-def experiments() -> str:
-    return render_template("main/experiments.html")
-
-
 @bp.route("/reports")
 @role_required(Role.STAFF)
 def reports() -> str:

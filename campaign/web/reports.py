@@ -1,4 +1,4 @@
-"""Reports: the experiment calculator (the full per-experiment reports arrive with experiments)."""
+"""Reports: the experiment calculator, an experiment's report and the framing report."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from campaign.models import Role
-from campaign.web.auth import role_required
+from campaign.services import NotFound
+from campaign.web.auth import member, role_required
+from campaign.web.context import get_session, now
 
 if TYPE_CHECKING:
     from campaign.analysis import AnalysisInputError
 
-bp = Blueprint("reports", __name__, url_prefix="/reports")
+# No prefix: the experiment report lives beside its experiment, at /experiments/<id>/report.
+bp = Blueprint("reports", __name__)
 MAX_ARMS, START_ARMS = 8, 2
 _FIELD = re.compile(r"^arms\[(\d+)\]\.?(\w*)")
 
@@ -69,7 +72,7 @@ def _plain_field(error: AnalysisInputError, rows: list[Row]) -> str:
     return f"{what} for “{name}”: {error.message}"
 
 
-@bp.route("/calculator", methods=["GET", "POST"])
+@bp.route("/reports/calculator", methods=["GET", "POST"])
 @role_required(Role.STAFF)
 def calculator() -> str:
     """Compare framings from typed-in counts; nothing is stored."""
@@ -91,3 +94,75 @@ def calculator() -> str:
     return render_template(
         "reports/calculator.html", rows=rows, result=result, error=error, max_arms=MAX_ARMS
     )
+
+
+@bp.route("/experiments/<int:experiment_id>/report")
+@role_required(Role.STAFF)
+def experiment_report(experiment_id: int) -> str:
+    """An experiment's report from stored figures; any member of the organisation may read it."""
+    from campaign.services.experiment_reports import age_label, parse_age
+    from campaign.services.experiment_reports import experiment_report as build
+
+    error, age = None, None
+    if request.args.get("age"):
+        try:
+            age = parse_age(request.args["age"])
+        except ValueError as exc:
+            error = str(exc)
+    try:
+        report = build(get_session(), experiment_id, member().organisation_id, now(), age)
+    except NotFound:
+        abort(404)
+    chart = {
+        "labels": [row.name for row in report.arms],
+        "series": [
+            {
+                "name": "Plausible range, clicks per 1,000 views",
+                "values": [
+                    [round(row.wilson_95[0] * 1000, 2), round(row.wilson_95[1] * 1000, 2)]
+                    if row.wilson_95
+                    else None
+                    for row in report.arms
+                ],
+            }
+        ],
+    }
+    return render_template(
+        "reports/experiment.html",
+        report=report,
+        chart=chart if any(row.wilson_95 for row in report.arms) else None,
+        age_label=age_label,
+        error=error,
+    )
+
+
+@bp.route("/reports/framing")
+@role_required(Role.STAFF)
+def framing() -> str:
+    """Framing tags pooled across the organisation's experiments, shrunken and ranked."""
+    from campaign.services.framing_report import framing_report
+
+    reference = request.args.get("reference") or None
+    error = None
+    try:
+        report = framing_report(get_session(), member().organisation_id, now(), reference)
+    except ValueError as exc:
+        error = str(exc)
+        report = framing_report(get_session(), member().organisation_id, now())
+    chart = None
+    ranked = [row for row in report.league if row.shrunk_ratio_95 is not None]
+    if ranked:
+        chart = {
+            "labels": [report.label(row.tag) for row in ranked],
+            "series": [
+                {
+                    "name": "Plausible range of the shrunken ratio to the reference",
+                    "values": [
+                        [round(row.shrunk_ratio_95[0], 3), round(row.shrunk_ratio_95[1], 3)]
+                        for row in ranked
+                        if row.shrunk_ratio_95 is not None
+                    ],
+                }
+            ],
+        }
+    return render_template("reports/framing.html", report=report, chart=chart, error=error)

@@ -27,6 +27,13 @@ PAGES = [
     "/settings/channels/connect/x",
     "/settings/channels/connect/bluesky",
     "/experiments",
+    "/experiments/library",
+    "/experiments/library?q=zzz",
+    "/experiments/new",
+    "/experiments/new?message_id=1",
+    "/experiments/1",  # the demo's concluded, running and planned experiments
+    "/experiments/2",
+    "/experiments/3",
     "/vacancies",
     "/vacancies?status=all",
     "/vacancies/sources",
@@ -37,6 +44,8 @@ PAGES = [
     "/settings/tokens",
     "/account",
     "/reports/calculator",
+    "/reports/framing",
+    "/experiments/1/report",
     "/settings/audit",
     "/posts/new",
     "/posts/new?variant_id=1",
@@ -63,6 +72,9 @@ PAGES = [
     "/vacancies/alerts/",
     "/vacancies/alerts/new",
     "/no-such-page",
+    "/dashboard",
+    "/dashboard?group=week&trend=rate",
+    "/dashboard?from=2026-13-01",
 ]
 
 

@@ -36,7 +36,6 @@ EXPECTED_ROLE = {
     "connect.x_callback": Role.ADMIN,
     "connect.bluesky": Role.ADMIN,
     "connect.reconnect": Role.ADMIN,
-    "main.experiments": Role.STAFF,
     "vacancies.index": Role.STAFF,
     "vacancies.detail": Role.STAFF,
     "vacancies.sources": Role.STAFF,
@@ -48,6 +47,8 @@ EXPECTED_ROLE = {
     "vacancies.upload": Role.MANAGER,
     "main.reports": Role.STAFF,
     "reports.calculator": Role.STAFF,
+    "reports.experiment_report": Role.STAFF,
+    "reports.framing": Role.STAFF,
     "account.account": Role.STAFF,
     "settings.index": Role.MANAGER,
     "settings.audit_log": Role.MANAGER,
@@ -115,6 +116,17 @@ EXPECTED_ROLE = {
     "alerts.edit_template": Role.MANAGER,
     "alerts.delete_template": Role.MANAGER,
     "alerts.preview": Role.STAFF,
+    "dashboard.index": Role.STAFF,
+    "dashboard.export_csv": Role.STAFF,
+    "experiments.index": Role.STAFF,
+    "experiments.library": Role.STAFF,
+    "experiments.new": Role.STAFF,
+    "experiments.detail": Role.STAFF,
+    "experiments.edit": Role.STAFF,
+    "experiments.redraw": Role.STAFF,
+    "experiments.approve": Role.MANAGER,
+    "experiments.conclude": Role.MANAGER,
+    "experiments.abandon": Role.MANAGER,
 }
 
 
@@ -183,9 +195,33 @@ def _alert_ids(db, org_id):
     return {"rule_id": rule.id, "template_id": template_id}
 
 
+def _experiment_id(db, world_part):
+    """The organisation's experiment (two arms, no posts yet), made on first use."""
+    from campaign.models import Experiment, ExperimentArm
+
+    found = db.scalar(
+        select(Experiment.id).where(Experiment.organisation_id == world_part.org.id).limit(1)
+    )
+    if found is None:
+        variant = world_part.campaign.messages[0].variants[0]
+        experiment = Experiment(
+            organisation_id=world_part.org.id, name="Framing test", planned_posts_per_arm=2,
+            seed=1, created_at=NOW,
+        )  # fmt: skip
+        experiment.arms = [
+            ExperimentArm(variant_id=variant.id, name="Control", position=0),
+            ExperimentArm(variant_id=None, name="Other", position=1),
+        ]
+        db.add(experiment)
+        db.flush()
+        found = experiment.id
+    return found
+
+
 def _ids(world_part):
     channel = world_part.channel
     return {
+        "experiment_id": _experiment_id(object_session(channel), world_part),
         **_vacancy_ids(object_session(channel), world_part.org.id),
         **_alert_ids(object_session(channel), world_part.org.id),
         "tag_id": world_part.org.framing_tags[0].id,

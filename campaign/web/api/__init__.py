@@ -58,6 +58,8 @@ def openapi() -> Any:
 from campaign.web.api import (  # noqa: E402, F401 - registers the views
     analysis,
     drafting,
+    experiment_reports,
+    experiments,
     health,
     metrics,
     publishing,
