@@ -50,6 +50,21 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class ReplyTarget:
+    """The post a thread part replies to (its parent, the part before it) and the thread's
+    first post (its root), as the platform identified them when they were published.
+
+    `*_ref` is what a network needs besides the id (Bluesky's cid; None elsewhere).
+    """
+
+    parent_id: str
+    root_id: str
+    parent_ref: str | None = None
+    root_ref: str | None = None
+    parent_url: str | None = None
+
+
+@dataclass(frozen=True)
 class OutgoingPost:
     """One delivery as the adapter sees it: final text, link, and the stable idempotency key."""
 
@@ -62,6 +77,9 @@ class OutgoingPost:
     external_id: str | None = None
     # When the first attempt began; lookups search from here.
     first_attempt_at: dt.datetime | None = None
+    # A thread part after the head: 1, 2, ... and the post it replies to (None for part 0).
+    part: int = 0
+    reply_to: ReplyTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,8 @@ class PublishedPost:
     external_id: str
     url: str | None = None
     published_at: dt.datetime | None = None
+    # What a reply to this post needs besides its id (Bluesky's cid), kept on the delivery.
+    reply_ref: str | None = None
 
 
 @dataclass
@@ -181,6 +201,22 @@ class UnknownOutcome(ChannelError):
 
 class LookupUnavailable(ChannelError):
     """The platform cannot be asked right now (or at all) whether the post exists."""
+
+
+def reply_target(post: OutgoingPost) -> ReplyTarget | None:
+    """What a thread part replies to; None for a post of its own (part 0).
+
+    A later part without a published post to answer is refused, never sent on its own (the
+    engine schedules a part only once the part before it is published, so this is a guard).
+    """
+    if post.part == 0:
+        return None
+    if post.reply_to is None:
+        raise PermanentError(
+            "This is a later part of a thread, but the post it replies to is not published;"
+            " it was not sent on its own."
+        )
+    return post.reply_to
 
 
 class ChannelAdapter(Protocol):

@@ -48,6 +48,7 @@ from campaign.channels.base import (
     RetryableError,
     UnknownOutcome,
     metric_count,
+    reply_target,
 )
 
 MAX_GRAPHEMES = 300
@@ -250,6 +251,12 @@ def _record_field(value: Any, model_name: str, json_name: str) -> Any:
     return getattr(value, model_name, None)
 
 
+def _cid(response: Any) -> str | None:
+    """The content id of a created or fetched record (what a reply to it must name)."""
+    cid = getattr(response, "cid", None)
+    return str(cid) if cid else None
+
+
 def _parse_time(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
@@ -357,6 +364,12 @@ class BlueskyAdapter:
     def publish(self, post: OutgoingPost) -> PublishedPost:
         """Create the post once under its delivery's record key; a repeat never duplicates."""
         _check_length(post.text)
+        reply = reply_target(post)
+        if reply is not None and not (reply.parent_ref and reply.root_ref):
+            raise PermanentError(
+                "Bluesky needs the content ids of the posts this reply answers, and they were"
+                " not recorded when those were published."
+            )
         rkey = record_key(post.idempotency_key, post.due_at)
         self._connect()
         created_at = dt.datetime.now(dt.UTC)
@@ -369,13 +382,22 @@ class BlueskyAdapter:
         facets = link_facets(post.text)
         if facets:
             record["facets"] = facets
+        if reply is not None:
+            # A thread part: strong references to the thread's first post and to its parent.
+            record["reply"] = {
+                "root": {"uri": reply.root_id, "cid": reply.root_ref},
+                "parent": {"uri": reply.parent_id, "cid": reply.parent_ref},
+            }
         data = {"repo": self._session.did, "collection": COLLECTION, "rkey": rkey, "record": record}
         try:
             response = self._client.com.atproto.repo.create_record(data)
         except _CLIENT_ERRORS as exc:
             raise _publish_error(exc) from exc
         return PublishedPost(
-            external_id=str(response.uri), url=self._post_url(rkey), published_at=created_at
+            external_id=str(response.uri),
+            url=self._post_url(rkey),
+            published_at=created_at,
+            reply_ref=_cid(response),
         )
 
     def lookup(self, post: OutgoingPost) -> PublishedPost | None:
@@ -405,6 +427,7 @@ class BlueskyAdapter:
             external_id=str(response.uri),
             url=self._post_url(rkey),
             published_at=_parse_time(created),
+            reply_ref=_cid(response),
         )
 
     def fetch_metrics(self, posts: Sequence[PublishedRef]) -> dict[str, MetricsResult]:

@@ -14,6 +14,7 @@ from campaign.channels.base import (
     MetricsResult,
     NotFoundOnPlatform,
     OutgoingPost,
+    PermanentError,
     PlatformMetrics,
     PublishedPost,
     PublishedRef,
@@ -41,9 +42,19 @@ class FakeNetwork:
     deleted: set[str] = field(default_factory=set)
     metrics_calls: list[list[PublishedRef]] = field(default_factory=list)
     metrics_script: list[BaseException] = field(default_factory=list)
+    # A reply's external id -> the external id it answers (thread parts).
+    replies: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def store(self, post: OutgoingPost) -> PublishedPost:
+        """Store the post once per key; a reply only to a post this network holds, as a real
+        one refuses a reply to a post it does not have."""
+        if post.reply_to is not None and post.idempotency_key not in self.posts:
+            held = {p.external_id for p in self.posts.values()}
+            if post.reply_to.parent_id not in held or post.reply_to.root_id not in held:
+                raise PermanentError("The post this reply answers does not exist.", status=400)
+        elif post.part > 0 and post.reply_to is None:
+            raise PermanentError("A later part of a thread came without the post it answers.")
         if post.idempotency_key not in self.posts:
             n = next(self._ids)
             self.posts[post.idempotency_key] = PublishedPost(
@@ -51,7 +62,10 @@ class FakeNetwork:
                 url=f"https://fake.example/{n}",
                 published_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
             )
-        return self.posts[post.idempotency_key]
+        stored = self.posts[post.idempotency_key]
+        if post.reply_to is not None:
+            self.replies[stored.external_id] = post.reply_to.parent_id
+        return stored
 
 
 class FakeAdapter:

@@ -45,6 +45,7 @@ from campaign.channels.base import (
     RetryableError,
     UnknownOutcome,
     metric_count,
+    reply_target,
 )
 
 DEFAULT_MAX_CHARACTERS = 500
@@ -136,9 +137,13 @@ class MastodonAdapter:
 
     def publish(self, post: OutgoingPost) -> PublishedPost:
         """Post the text publicly once, with the delivery's key as the Idempotency-Key header."""
+        reply = reply_target(post)
+        options: dict[str, Any] = {}
+        if reply is not None:
+            options["in_reply_to_id"] = reply.parent_id  # a thread part answers the one before
         try:
             status = self._client.status_post(
-                post.text, visibility="public", idempotency_key=post.idempotency_key
+                post.text, visibility="public", idempotency_key=post.idempotency_key, **options
             )
         except MastodonError as exc:
             raise self._publish_error(exc) from None

@@ -20,6 +20,7 @@ from campaign.channels.base import (
     PublishedPost,
     PublishedRef,
     RetryableError,
+    reply_target,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class OutboxAdapter:
 
     def publish(self, post: OutgoingPost) -> PublishedPost:
         """Add the post to the timeline once; a repeat of its key returns the first entry."""
+        reply_target(post)  # a thread part only ever follows its published parent
         entry_id, at = self._store.insert(
             self._channel_id, post.idempotency_key, post.text, post.link_url
         )
@@ -88,7 +90,13 @@ class OutboxAdapter:
     def publish_within(
         self, session: Session, posts: Sequence[OutgoingPost]
     ) -> list[PublishedPost]:
-        """Add the posts in the caller's transaction; a repeat of a key returns the first entry."""
+        """Add the posts in the caller's transaction; a repeat of a key returns the first entry.
+
+        A thread part is a reply to the entry its parent made: the timeline shows it as one
+        (deliveries.list_timeline), so nothing more is stored for it here.
+        """
+        for post in posts:
+            reply_target(post)
         entries = self._store.insert_many(session, self._channel_id, posts)
         return [self._published(entry_id, at) for entry_id, at in entries]
 

@@ -43,6 +43,7 @@ from campaign.channels.base import (
     RetryableError,
     UnknownOutcome,
     metric_count,
+    reply_target,
 )
 
 TWEEPY_ORIGIN = "https://api.twitter.com"
@@ -156,9 +157,14 @@ class XAdapter:
 
     def publish(self, post: OutgoingPost) -> PublishedPost:
         """Create the post once; X takes no idempotency key, so a repeat may be a duplicate."""
+        reply = reply_target(post)
         client = self._client()
+        options: dict[str, Any] = {}
+        if reply is not None:
+            # A thread part: a reply to the part before it, which makes the thread on X.
+            options["in_reply_to_tweet_id"] = reply.parent_id
         try:
-            response = client.create_tweet(text=post.text, user_auth=self._user_auth)
+            response = client.create_tweet(text=post.text, user_auth=self._user_auth, **options)
         except tweepy.HTTPException as exc:
             raise classify_http_error(exc.response, self._clock()) from exc
         except requests.RequestException as exc:

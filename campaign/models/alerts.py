@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaign.db import Base, intpk, utcnow
 
-ALERT_MODES = ("single", "digest")
+ALERT_MODES = ("single", "digest", "thread")
 ALERT_STATUSES = ("planned", "refused")
 DEFAULT_REVIEW_FLAGS = ("unpaid", "salary_ambiguous", "commission")
 
@@ -27,7 +27,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class AlertRule(Base):
-    """Which vacancies become alerts, where they go, and how (single posts or digests)."""
+    """Which vacancies become alerts, where they go, and how (single posts, digests, or
+    threads: a head post with one reply per vacancy)."""
 
     __tablename__ = "alert_rules"
     __table_args__ = (
@@ -123,3 +124,5 @@ class VacancyAlert(Base):
     status: Mapped[str] = mapped_column(String(10), default="planned")
     reason: Mapped[str | None] = mapped_column(Text)  # why it was refused or sent to review
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # In a thread: the part (delivery part number) that carries this vacancy.
+    part: Mapped[int | None]

@@ -1,4 +1,10 @@
-"""A post (a variant scheduled for a time) and its deliveries, one per channel."""
+"""A post (a variant scheduled for a time) and its deliveries, one per channel and thread part.
+
+A post is usually one delivery per channel (part 0). A thread (a vacancy digest in thread mode)
+adds parts 1, 2, ... on the same channel: each is published as a reply to the part before it,
+with its own text, idempotency key and attempts. A part after the head waits (`waiting`) until
+the part before it is published; only then is it scheduled, due no earlier than that moment.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from campaign.models.channel import Channel
 
 POST_STATUSES = ("draft", "pending_approval", "approved", "rejected", "cancelled")
 DELIVERY_STATUSES = (
+    "waiting",
     "scheduled",
     "publishing",
     "published",
@@ -62,13 +69,25 @@ class Post(Base):
         back_populates="post", order_by="Delivery.id", cascade="all, delete-orphan"
     )
 
+    @property
+    def heads(self) -> list[Delivery]:
+        """One delivery per channel: the post itself (part 0), without its thread's replies."""
+        return [d for d in self.deliveries if d.part == 0]
+
+    def parts_of(self, channel_id: int) -> list[Delivery]:
+        """The thread on one channel, head first."""
+        return sorted(
+            (d for d in self.deliveries if d.channel_id == channel_id), key=lambda d: d.part
+        )
+
 
 class Delivery(Base):
-    """One post on one channel; the unit the worker claims, publishes and reconciles."""
+    """One post (or one part of a thread) on one channel; the unit the worker claims,
+    publishes and reconciles."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("post_id", "channel_id"),
+        UniqueConstraint("post_id", "channel_id", "part"),
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index("ix_deliveries_status_due_at", "status", "due_at"),
@@ -100,6 +119,12 @@ class Delivery(Base):
     lookups: Mapped[int] = mapped_column(default=0)
     # Who marked a manual delivery as posted (manual channels only).
     posted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # 0: the post itself (the head of a thread); n > 0: the n-th reply of its thread.
+    part: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A thread part's own text (None: the post's text, as for part 0).
+    text: Mapped[str | None] = mapped_column(Text)
+    # What the platform needs besides external_id for a reply to this post (Bluesky's cid).
+    reply_ref: Mapped[str | None] = mapped_column(String(200))
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
     channel: Mapped[Channel] = relationship()
@@ -110,6 +135,11 @@ class Delivery(Base):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_DELIVERY_STATUSES
+
+    @property
+    def shown_text(self) -> str:
+        """The text this delivery publishes (before its links are tracked)."""
+        return self.text if self.text is not None else self.post.text
 
 
 ATTEMPT_KINDS = ("publish", "lookup")

@@ -277,9 +277,9 @@ def _problems(
     elif len(data.name) > 200:
         problems.append("The name is too long: at most 200 characters.")
     if data.mode not in ALERT_MODES:
-        problems.append("Choose single alerts or a digest.")
+        problems.append("Choose single alerts, a digest or a thread.")
     if not 1 <= data.digest_max <= MAX_DIGEST:
-        problems.append(f"A digest holds 1 to {MAX_DIGEST} vacancies.")
+        problems.append(f"A digest or thread holds 1 to {MAX_DIGEST} vacancies.")
     if (data.quiet_start is None) != (data.quiet_end is None):
         problems.append("Give both ends of the quiet hours, or neither.")
     elif data.quiet_start is not None and data.quiet_start == data.quiet_end:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from campaign.models import Channel, Delivery, Organisation, Post, Vacancy
 from campaign.models.alerts import AlertRule, AlertTemplate, VacancyAlert
-from campaign.services import ServiceError, posts, scheduling
+from campaign.services import ServiceError, posts, publishing, scheduling
 from campaign.services import alert_templates as templates_
+from campaign.services.alert_choice import choose_template, template_results
 from campaign.services.audit import Actor, record
 from campaign.services.local_time import Resolved, as_zone
 from campaign.services.text_rules import ChannelLimits
@@ -51,6 +51,8 @@ MAX_PASSED_SLOTS = 200  # queue slots passed over for quiet hours or blackouts
 PLANNING_HORIZON = dt.timedelta(days=14)
 _SALARY_DOUBT = frozenset({"salary_ambiguous", "salary_predicted"})
 _OPEN_POSTS = ("draft", "pending_approval", "approved", "rejected")
+# Deliveries not sent yet: scheduled, or a thread's later part waiting for the one before it.
+_UNSENT = ("scheduled", "waiting")
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -286,25 +288,7 @@ def _over_cap(session: Session, channel: Channel, at: dt.datetime) -> bool:
     return False
 
 
-# --- choosing a template --------------------------------------------------------------------
-
-
-def choose_template(
-    choices: Sequence[AlertTemplate], alerts_so_far: Mapping[int, int], seed: str
-) -> AlertTemplate:
-    """The variant to use for the next alert of a rule.
-
-    For now: the variant with the fewest alerts so far, ties broken by a random draw seeded with
-    `seed` (so a run is reproducible). The experiments issue replaces this function with
-    Thompson sampling over the variants' click rates (campaign.analysis); keep the signature.
-    """
-    if not choices:
-        raise ServiceError("The rule has no template.")
-    fewest = min(alerts_so_far.get(t.id, 0) for t in choices)
-    tied = [t for t in choices if alerts_so_far.get(t.id, 0) == fewest]
-    return random.Random(seed).choice(  # noqa: S311 - a fair draw, not a secret
-        sorted(tied, key=lambda t: t.id)
-    )
+# --- choosing a template (campaign.services.alert_choice) ---------------------------------
 
 
 def _template_counts(session: Session, rule_id: int) -> dict[int, int]:
@@ -391,7 +375,7 @@ def plan_rule(session: Session, rule: AlertRule, now: dt.datetime) -> PlanReport
     if not found:
         return report
     try:
-        if rule.mode == "digest":
+        if rule.mode in ("digest", "thread"):
             _plan_digest(session, organisation, rule, channels, found, now, report)
         else:
             _plan_singles(session, organisation, rule, channels, found, now, report)
@@ -456,7 +440,9 @@ def _plan_singles(
         if vacancy.closes_at is not None and vacancy.closes_at <= slotting.last:
             report.skipped.append((vacancy.id, "it closes before the next free slot"))
             continue
-        template = choose_template(rule.templates, counts, f"{rule.id}:{vacancy.id}")
+        template = choose_template(
+            rule.templates, counts, f"{rule.id}:{vacancy.id}", template_results(session, rule.id)
+        )
         source = vacancy.source.name if vacancy.source else ""
         fields = templates_.vacancy_fields(vacancy, organisation.timezone, now, source)
         try:
@@ -498,9 +484,14 @@ def _plan_digest(
         )  # fmt: skip
     if plain and not _digest_waiting(session, rule.id):
         review = "this rule's alerts wait for a manager" if rule.requires_approval else None
-        _digest_post(
-            session, organisation, rule, channels, limits, plain, counts, review, now, report
-        )
+        if rule.mode == "thread":
+            _thread_post(
+                session, organisation, rule, channels, limits, plain, counts, review, now, report
+            )
+        else:
+            _digest_post(
+                session, organisation, rule, channels, limits, plain, counts, review, now, report
+            )
 
 
 def _digest_post(
@@ -511,7 +502,12 @@ def _digest_post(
     slotting = slot_for(session, organisation, rule, channels, now)
     if slotting.last > now + PLANNING_HORIZON:
         return  # the queue is full for now
-    template = choose_template(rule.templates, counts, f"{rule.id}:digest:{found[0].id}")
+    template = choose_template(
+        rule.templates,
+        counts,
+        f"{rule.id}:digest:{found[0].id}",
+        template_results(session, rule.id),
+    )
     chosen: list[Vacancy] = []
     items: list[dict[str, Any]] = []
     text = ""
@@ -552,6 +548,67 @@ def _digest_post(
     )
 
 
+# The first post of a thread alert; each vacancy follows as a reply rendered by the template.
+THREAD_INTRO = "New vacancies for you, one per reply below."
+
+
+def _thread_post(
+    session: Session, organisation: Organisation, rule: AlertRule, channels: list[Channel],
+    limits: list[tuple[str, ChannelLimits]], found: list[Vacancy], counts: dict[int, int],
+    review: str | None, now: dt.datetime, report: PlanReport,
+) -> None:  # fmt: skip
+    """A thread: a short first post (THREAD_INTRO), then one reply per vacancy, rendered with
+    the rule's template as a single alert (so each reply fits each channel on its own), up to
+    the rule's maximum. Each reply is a delivery of its own, published once the part before it
+    is, with its own tracked link.
+    """
+    slotting = slot_for(session, organisation, rule, channels, now)
+    if slotting.last > now + PLANNING_HORIZON:
+        return  # the queue is full for now
+    template = choose_template(
+        rule.templates,
+        counts,
+        f"{rule.id}:thread:{found[0].id}",
+        template_results(session, rule.id),
+    )
+    chosen: list[Vacancy] = []
+    texts: list[str] = []
+    for vacancy in found:
+        if len(chosen) >= rule.digest_max:
+            break
+        if vacancy.closes_at is not None and vacancy.closes_at <= slotting.last:
+            report.skipped.append((vacancy.id, "it closes before the next free slot"))
+            continue
+        source = vacancy.source.name if vacancy.source else ""
+        fields = templates_.vacancy_fields(vacancy, organisation.timezone, now, source)
+        try:
+            text = templates_.render(template.body, fields)
+            problems = templates_.length_problems(text, limits)
+            if problems:
+                raise templates_.TemplateRefused(" ".join(problems))
+        except templates_.TemplateRefused as exc:
+            if _claim(session, rule, [vacancy], template, "refused", str(exc), now):
+                report.refused.append((vacancy.id, str(exc)))
+            continue
+        chosen.append(vacancy)
+        texts.append(text)
+    if not chosen:
+        return
+    alerts = _claim(session, rule, chosen, template, "planned", None, now)
+    if not alerts:
+        report.skipped += [(v.id, "another planner alerted it") for v in chosen]
+        return
+    counts[template.id] = counts.get(template.id, 0) + 1
+    for number, alert in enumerate(alerts, start=1):
+        alert.part = number
+    post = _make_post(
+        session, organisation, rule, channels, slotting, THREAD_INTRO, None, review, now, alerts,
+        report,
+    )  # fmt: skip
+    if post is not None:
+        posts.add_thread_parts(session, post, texts, _actor(rule), now)
+
+
 def _digest_waiting(session: Session, rule_id: int) -> bool:
     """Whether an approved digest of the rule has not gone out yet."""
     return (
@@ -563,7 +620,7 @@ def _digest_waiting(session: Session, rule_id: int) -> bool:
             .where(
                 VacancyAlert.rule_id == rule_id,
                 Post.status == "approved",
-                Delivery.status == "scheduled",
+                Delivery.status.in_(_UNSENT),
             )
         )
         or 0
@@ -636,7 +693,12 @@ def _make_post(
 def cancel_stale(session: Session, now: dt.datetime) -> list[int]:
     """Cancel every alert post not yet published whose vacancy expired or was withdrawn, or
     closes before the post's time; returns the cancelled post ids. A cancelled digest's other
-    (still open) vacancies are released, so the next digest takes them."""
+    (still open) vacancies are released, so the next digest takes them.
+
+    In a thread, a stale vacancy cancels only its own reply (on every channel), and the rest
+    of the thread goes out, each reply answering the one before it; once no reply is left to
+    send and the first post has not gone out, the whole post is cancelled.
+    """
     rows = session.execute(
         select(VacancyAlert, Vacancy, Post)
         .join(Vacancy, Vacancy.id == VacancyAlert.vacancy_id)
@@ -644,19 +706,34 @@ def cancel_stale(session: Session, now: dt.datetime) -> list[int]:
         .where(
             Post.status.in_(_OPEN_POSTS),
             (Vacancy.status != "open") | Vacancy.closes_at.is_not(None),
-            exists().where(Delivery.post_id == Post.id, Delivery.status == "scheduled"),
+            exists().where(Delivery.post_id == Post.id, Delivery.status.in_(_UNSENT)),
         )
         .order_by(Post.id)
     ).all()
     stale: dict[int, tuple[Post, str]] = {}
-    for _alert, vacancy, post in rows:
-        due = [d.due_at for d in post.deliveries if d.status == "scheduled"]
+    for alert, vacancy, post in rows:
+        part = alert.part or 0
+        unsent = [d for d in post.deliveries if d.part == part and d.status in _UNSENT]
+        due = [d.due_at for d in unsent]
         if not due or post.id in stale:
             continue
+        why = None
         if vacancy.status != "open":
-            stale[post.id] = (post, f"the vacancy “{vacancy.title}” is {vacancy.status}")
+            why = f"the vacancy “{vacancy.title}” is {vacancy.status}"
         elif vacancy.closes_at is not None and vacancy.closes_at <= min(due):
-            stale[post.id] = (post, f"the vacancy “{vacancy.title}” closes before it goes out")
+            why = f"the vacancy “{vacancy.title}” closes before it goes out"
+        if why is None:
+            continue
+        if part == 0:
+            stale[post.id] = (post, why)
+            continue
+        for delivery in unsent:
+            if delivery.status in _UNSENT:
+                delivery.status, delivery.updated_at = "cancelled", now
+                delivery.last_error = f"Not published: {why}. The rest of the thread goes out."
+        session.flush()
+        if _thread_empty(post):
+            stale[post.id] = (post, "every vacancy of the thread closed before it went out")
     cancelled = []
     for post, why in stale.values():
         organisation = session.get(Organisation, post.organisation_id)
@@ -671,7 +748,15 @@ def cancel_stale(session: Session, now: dt.datetime) -> list[int]:
         cancelled.append(post.id)
         _release_others(session, post.id)
     session.flush()
+    publishing.advance_threads(session, now)  # a reply passed over lets the next one go
     return cancelled
+
+
+def _thread_empty(post: Post) -> bool:
+    """Whether a thread has no reply left to send and its first post has not gone out."""
+    heads_unsent = all(d.status in _UNSENT for d in post.heads)
+    replies = [d for d in post.deliveries if d.part > 0]
+    return heads_unsent and bool(replies) and all(d.status == "cancelled" for d in replies)
 
 
 def _release_others(session: Session, post_id: int) -> None:

@@ -273,6 +273,7 @@ def deliveries_between(
             Channel.organisation_id == organisation_id,
             Delivery.due_at >= start,
             Delivery.due_at < end,
+            Delivery.part == 0,  # the post on the channel, not its thread's replies
         )
     )
 

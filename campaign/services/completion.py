@@ -39,6 +39,7 @@ from campaign.services.publishing import (
     EngineRules,
     Outcome,
     _load_claims,
+    advance_threads,
     close_attempt,
     fenced_update,
     ids_in,
@@ -64,6 +65,7 @@ def _published_values(found: PublishedPost, now: dt.datetime) -> dict[str, objec
         "external_id": found.external_id[:200],
         "external_url": (found.url or "")[:2000] or None,
         "published_at": found.published_at or now,
+        "reply_ref": (found.reply_ref or "")[:200] or None,
         "last_error": None,
         "lease_token": None,
         "lease_expires_at": None,
@@ -126,6 +128,8 @@ def complete_publish(
     if outcome.kind == "reconnect":
         mark_channel_reconnect(session, claim.channel.id, message or "reconnect needed")
     session.flush()
+    if changed and values["status"] != "scheduled":
+        advance_threads(session, now)  # the next part of a thread goes on, or stops
     return str(values["status"]) if changed else "lease_lost"
 
 
@@ -285,6 +289,9 @@ def publish_in_database(
             url = (post.url or "")[:2000] or None
             rows.append((claim.delivery_id, post.external_id[:200], url, post.published_at))
         _complete_published(session, token, rows)
+        # Later parts of a thread wait for these: schedule them now (cheap when none wait).
+        # (Their clock: when these were stored, the database clock of this transaction.)
+        advance_threads(session, max(row[3] for row in rows))
     for claim in claims:
         if claim.delivery_id not in held:
             log.warning(
@@ -427,6 +434,8 @@ def complete_lookup(
     changed = fenced_update(session, claim, now, "unknown", **values)
     close_attempt(session, claim, outcome if changed else "lease_lost", now, error=unavailable)
     session.flush()
+    if changed and values["status"] in ("published", "failed", "needs_review"):
+        advance_threads(session, now)
     return str(values["status"]) if changed else "lease_lost"
 
 

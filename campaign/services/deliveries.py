@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, Select, and_, func, select, update
+from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.orm.util import identity_key
 
 from campaign.models import Channel, Delivery, OutboxEntry, Post, Role
-from campaign.services import NotFound, PermissionDenied, ServiceError, audit, links
+from campaign.services import NotFound, PermissionDenied, ServiceError, audit, links, publishing
 from campaign.services.audit import Actor
 
 VIEWS = ("upcoming", "attention", "published", "manual_due")
@@ -36,6 +36,7 @@ _STATE_PHRASES = {
     "missed": "marked as missed, so nothing more will be sent",
     "needs_review": "waiting for someone to check the account",
     "scheduled": "still scheduled",
+    "waiting": "a later part of a thread, waiting for the part before it to be posted first",
 }
 _IN_FLIGHT_MESSAGE = (
     "This post is being published right now, so it can no longer be changed or cancelled."
@@ -52,6 +53,8 @@ class TimelineEntry:
     text: str
     link_url: str | None
     published_at: dt.datetime
+    # A thread's reply: the timeline entry it answers (None for a post of its own).
+    reply_to_entry: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,16 @@ def _refuse(status: str, doing: str) -> ServiceError:
 def cancel_delivery(
     session: Session, organisation_id: int, delivery_id: int, actor: Actor, now: dt.datetime
 ) -> None:
-    """Cancel a scheduled delivery, atomically against a worker claiming it."""
+    """Cancel a scheduled delivery (or a thread part waiting its turn), atomically against a
+    worker claiming it. Cancelling a thread's first post stops its later parts; cancelling a
+    later part passes over it (the next part answers the one before it)."""
     seen = _current(session, organisation_id, delivery_id)
-    if seen.status != "scheduled" or not _compare_and_set(
-        session, delivery_id, "scheduled", now, status="cancelled", next_attempt_at=None
+    if seen.status not in ("scheduled", "waiting") or not _compare_and_set(
+        session, delivery_id, seen.status, now, status="cancelled", next_attempt_at=None
     ):
         raise _refuse(_current(session, organisation_id, delivery_id).status, "cancelled")
     _audit(session, organisation_id, actor, "delivery.cancelled", delivery_id, now)
+    publishing.advance_threads(session, now)
 
 
 def check_post_url(url: str) -> str:
@@ -256,6 +262,7 @@ def mark_posted(
         lease_expires_at=None,
     ):
         raise _refuse(_current(session, organisation_id, delivery_id).status, "marked as posted")
+    publishing.advance_threads(session, now)  # the thread's next part may go now
     _audit(
         session,
         organisation_id,
@@ -349,12 +356,42 @@ def list_timeline(
             raise NotFound("no such outbox channel")
         query = query.where(Channel.id == channel_id)
     rows = session.execute(
-        query.order_by(OutboxEntry.published_at.desc(), OutboxEntry.id.desc()).limit(limit)
-    )
+        query.add_columns(Delivery.id)
+        .outerjoin(Delivery, Delivery.idempotency_key == OutboxEntry.idempotency_key)
+        .order_by(OutboxEntry.published_at.desc(), OutboxEntry.id.desc())
+        .limit(limit)
+    ).all()
+    answers = _replied_entries(session, [d for _e, _n, d in rows if d is not None])
     return [
-        TimelineEntry(e.id, e.channel_id, name, e.text, e.link_url, e.published_at)
-        for e, name in rows
-    ]
+        TimelineEntry(
+            e.id, e.channel_id, name, e.text, e.link_url, e.published_at,
+            answers.get(delivery_id) if delivery_id is not None else None,
+        )
+        for e, name, delivery_id in rows
+    ]  # fmt: skip
+
+
+def _replied_entries(session: Session, delivery_ids: list[int]) -> dict[int, int]:
+    """For outbox deliveries that are thread replies: the timeline entry each answers (the
+    nearest earlier published part of its thread)."""
+    me, other = aliased(Delivery), aliased(Delivery)
+    rows = session.execute(
+        select(me.id, other.part, other.external_id)
+        .join(other, and_(other.post_id == me.post_id, other.channel_id == me.channel_id))
+        .where(
+            me.id.in_(delivery_ids),
+            me.part > 0,
+            other.part < me.part,
+            other.status == "published",
+        )
+        .order_by(me.id, other.part)
+    ).all()
+    found: dict[int, int] = {}
+    for delivery_id, _part, external_id in rows:
+        prefix, _, number = (external_id or "").partition("-")
+        if prefix == "outbox" and number.isdigit():
+            found[delivery_id] = int(number)  # the last (nearest) one wins
+    return found
 
 
 def list_outbox_channels(session: Session, organisation_id: int) -> list[Channel]:

@@ -213,7 +213,7 @@ class _Index:
                 )
             return matches[0], "", ""
         assert post is not None
-        published = _published(post.deliveries)
+        published = _published(post.heads)  # a thread's replies are read by delivery id
         if not published:
             return None, "post_id", f"post {post.id} has not been published on any channel yet."
         if len(published) > 1:

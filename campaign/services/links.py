@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -195,7 +196,13 @@ def ensure_links(
     moment = now or utcnow()
     dialect = session.get_bind().dialect.name
     posts = session.execute(
-        select(Delivery.id, Post.organisation_id, Post.text, Post.link_url)
+        select(
+            Delivery.id,
+            Post.organisation_id,
+            # A thread part publishes its own text; the post's link belongs to its first post.
+            func.coalesce(Delivery.text, Post.text),
+            case((Delivery.part == 0, Post.link_url), else_=None),
+        )
         .join(Post, Post.id == Delivery.post_id)
         .where(_ids_in(Delivery.id, dialect)),
         {"ids": ids},

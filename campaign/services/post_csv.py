@@ -557,7 +557,7 @@ def export(
     channels = campaigns.list_channels(session, organisation_id)
     lines: list[list[str]] = [list(EXPORT_COLUMNS)]
     for post in found:
-        standing = [d for d in post.deliveries if d.status != "cancelled"] or post.deliveries
+        standing = [d for d in post.heads if d.status != "cancelled"] or post.heads
         lines.append(
             [
                 str(post.id),
@@ -567,7 +567,7 @@ def export(
                 ";".join(_channel_ref(d.channel, channels) for d in standing),
                 _local(post.scheduled_for, organisation) if post.scheduled_for else "",
                 _utc(post.scheduled_for) if post.scheduled_for else "",
-                "; ".join(f"{d.channel.display_name}: {d.status}" for d in post.deliveries),
+                "; ".join(f"{d.channel.display_name}: {d.status}" for d in post.heads),
                 str(post.variant_id) if post.variant_id is not None else "",
                 emails.get(post.created_by_id, "") if post.created_by_id else "",
                 _utc(post.created_at),

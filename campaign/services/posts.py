@@ -41,7 +41,9 @@ MAX_BLACKED_OUT_SLOTS = 60
 # Nothing is scheduled further ahead than this (and far-off years cannot overflow a datetime).
 MAX_AHEAD = dt.timedelta(days=5 * 366)
 # Deliveries in these states can still be given a new time or text: nothing was sent.
-_CHANGEABLE = frozenset({"scheduled", "cancelled"})
+_CHANGEABLE = frozenset({"scheduled", "waiting", "cancelled"})
+# A thread has at most this many replies after its first post.
+MAX_THREAD_PARTS = 25
 _EDITABLE_POSTS = frozenset({"draft", "pending_approval", "approved", "rejected"})
 
 
@@ -426,6 +428,41 @@ def create_post(
     return Saved(post, plan.warnings, plan.notes)
 
 
+def add_thread_parts(
+    session: Session, post: Post, texts: Sequence[str], actor: Actor, now: dt.datetime
+) -> list[Delivery]:
+    """Make the post the head of a thread: each text becomes a reply, in order, on every
+    channel the post goes to. Each part is its own delivery (own key, attempts and state) and
+    waits until the part before it is published (publishing.advance_threads).
+    """
+    if not texts:
+        return []
+    if len(texts) > MAX_THREAD_PARTS:
+        raise ServiceError(f"A thread has at most {MAX_THREAD_PARTS} replies after its first post.")
+    empty = [i for i, t in enumerate(texts, start=1) if not t.strip()]
+    if empty:
+        raise ServiceError(f"Reply {empty[0]} of the thread has no text.")
+    if any(d.part > 0 for d in post.deliveries):
+        raise ServiceError("This post is already a thread.")
+    made = []
+    for head in [d for d in post.heads if d.status != "cancelled"]:
+        for number, text in enumerate(texts, start=1):
+            part = Delivery(
+                channel=head.channel,
+                due_at=head.due_at,
+                idempotency_key=uuid.uuid4().hex,
+                updated_at=now,
+                status="waiting",
+                part=number,
+                text=text,
+            )
+            post.deliveries.append(part)
+            made.append(part)
+    session.flush()
+    _audit(session, actor, "post.thread", post, now, replies=len(texts))
+    return made
+
+
 def update_post(
     session: Session,
     organisation: Organisation,
@@ -441,11 +478,12 @@ def update_post(
     _refuse(plan)
     before = _summary(post, None)
     wanted = {c.id: c for c in plan.channels}
-    current = {d.channel_id: d for d in post.deliveries}
-    for channel_id, delivery in current.items():
+    current = {d.channel_id: d for d in post.heads}
+    for channel_id in current:
         if channel_id not in wanted:
-            delivery.status = "cancelled"
-            delivery.updated_at = now
+            for each in post.parts_of(channel_id):  # a thread goes with its first post
+                each.status = "cancelled"
+                each.updated_at = now
     for channel_id, channel in wanted.items():
         existing = current.get(channel_id)
         if existing is None:
@@ -453,11 +491,20 @@ def update_post(
             post.deliveries.append(delivery)
         else:
             delivery = existing
+        revived = existing is not None and existing.status == "cancelled"
         delivery.due_at = plan.times[channel_id].utc
         delivery.status = "scheduled"
         delivery.next_attempt_at = None
         delivery.last_error = None
         delivery.updated_at = now
+        for later in post.parts_of(channel_id)[1:]:
+            # The thread's replies follow the new time; a reply cancelled on its own (its
+            # vacancy closed) stays cancelled.
+            if later.status == "waiting" or revived:
+                later.due_at = delivery.due_at
+                later.status = "waiting"
+                later.last_error = None
+                later.updated_at = now
     text_changed = plan.text != post.text or (data.link_url or None) != post.link_url
     post.text = plan.text
     post.link_url = (data.link_url or "").strip() or None
@@ -566,9 +613,10 @@ def cancel_post(
         raise ServiceError("This post is already cancelled.")
     cancelled = []
     for delivery in post.deliveries:
-        if delivery.status == "scheduled" or _never_tried(delivery):
+        if delivery.status in ("scheduled", "waiting") or _never_tried(delivery):
             delivery.status, delivery.updated_at = "cancelled", now
-            cancelled.append(delivery.channel.display_name)
+            if delivery.part == 0:
+                cancelled.append(delivery.channel.display_name)
     post.status, post.updated_at = "cancelled", now
     session.flush()
     _audit(session, actor, "post.cancelled", post, now, channels=cancelled)
@@ -616,7 +664,7 @@ def _never_tried(delivery: Delivery) -> bool:
 
 
 def _not_past(post: Post, now: dt.datetime, organisation: Organisation) -> None:
-    due = [d.due_at for d in post.deliveries if d.status != "cancelled"]
+    due = [d.due_at for d in post.heads if d.status != "cancelled"]
     if not due:
         raise ServiceError("The post has no channel to go out on; edit it to choose one.")
     if min(due) <= now:
@@ -644,7 +692,7 @@ def _times(post: Post) -> dict[str, object]:
     return {
         "times": {
             d.channel.display_name: d.due_at.isoformat()
-            for d in post.deliveries
+            for d in post.heads
             if d.status != "cancelled"
         }
     }
@@ -653,7 +701,7 @@ def _times(post: Post) -> dict[str, object]:
 def _summary(post: Post, plan: Plan | None) -> dict[str, object]:
     channels = sorted(
         d.channel.display_name if d.channel else str(d.channel_id)
-        for d in post.deliveries
+        for d in post.heads
         if d.status != "cancelled"
     )
     return {

@@ -21,7 +21,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -43,10 +43,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from campaign.channels.base import OutgoingPost, PublishedPost
+from campaign.channels.base import OutgoingPost, PublishedPost, ReplyTarget
 from campaign.config import PublishingSection
 from campaign.db import UTCDateTime, database_now
 from campaign.models import Channel, Delivery, DeliveryAttempt, Post
@@ -240,13 +240,16 @@ def _claim_columns() -> tuple[Any, ...]:
         d.due_at,
         d.external_id,
         d.first_attempt_at,
-        post(p.text),
+        # A thread part's own text, else the post's (COALESCE stops at the first non-null, so
+        # a single post's claim costs what it did).
+        func.coalesce(d.text, post(p.text)),
         post(p.link_url),
         d.channel_id,
         channel(c.organisation_id),
         channel(c.kind),
         channel(c.base_url),
         channel(c.credentials_encrypted),
+        d.part,
     )
 
 
@@ -355,7 +358,7 @@ def claim_due(
     claimed = _claim(session, now, worker_id, rules, limit, None)
     if len(claimed) >= limit:
         # A full batch already: capped channels wait for the next pass, as they would below.
-        return _in_order(claimed)
+        return with_replies(session, _in_order(claimed))
     if now is None:
         now = database_now(session)
     capped = session.scalars(
@@ -380,7 +383,7 @@ def claim_due(
         if quota <= 0:
             continue
         claimed += _claim(session, now, worker_id, rules, quota, channel_id)
-    return _in_order(claimed)
+    return with_replies(session, _in_order(claimed))
 
 
 def _in_order(claims: list[Claim]) -> list[Claim]:
@@ -400,7 +403,7 @@ def _load_claims(session: Session, claimed: list[tuple[str, int]]) -> list[Claim
     tokens = dict((i, t) for t, i in claimed)
     statement = _load_claims_statement(session.get_bind().dialect.name)
     rows = session.execute(statement, {"ids": list(tokens)}).all()
-    return _in_order(_claims_from_rows(rows, tokens))
+    return with_replies(session, _in_order(_claims_from_rows(rows, tokens)))
 
 
 def _claims_from_rows(rows: Sequence[Any], tokens: dict[int, str]) -> list[Claim]:
@@ -416,9 +419,13 @@ def _claims_from_rows(rows: Sequence[Any], tokens: dict[int, str]) -> list[Claim
         first_attempt_at,
         text,
         link_url,
-        *channel_row,
+        channel_id,
+        organisation_id,
+        kind,
+        base_url,
+        credentials,
+        part,
     ) in rows:
-        channel_id, organisation_id, kind, base_url, credentials = channel_row
         channel = channels.get(channel_id)
         if channel is None:
             channel = channels[channel_id] = ChannelSnapshot(
@@ -442,10 +449,57 @@ def _claims_from_rows(rows: Sequence[Any], tokens: dict[int, str]) -> list[Claim
                     due_at=due_at,
                     external_id=external_id,
                     first_attempt_at=first_attempt_at,
+                    part=part,
                 ),
             )
         )
     return claims
+
+
+def with_replies(session: Session, claims: list[Claim]) -> list[Claim]:
+    """Claims of thread parts (part > 0) with what they reply to: the part before them and the
+    thread's head, as published. A part carries its own text and no post link (the head has
+    it). Single posts pass through untouched, with no query.
+    """
+    parts = [c for c in claims if c.post.part > 0]
+    if not parts:
+        return claims
+    me, other = aliased(Delivery), aliased(Delivery)
+    rows = session.execute(
+        select(me.id, other.part, other.external_id, other.reply_ref, other.external_url)
+        .join(other, _same_thread(other, me))
+        .where(
+            me.id.in_([c.delivery_id for c in parts]),
+            other.part < me.part,
+            other.status == "published",
+        )
+        .order_by(me.id, other.part)
+    ).all()
+    # Per part: the head and the nearest earlier published part (a part cancelled on its own,
+    # its vacancy closed, is passed over: the next part answers the one before it).
+    published: dict[int, list[tuple[int, str | None, str | None, str | None]]] = {}
+    for delivery_id, part, external_id, reply_ref, external_url in rows:
+        published.setdefault(delivery_id, []).append((part, external_id, reply_ref, external_url))
+    done = []
+    for claim in claims:
+        if claim.post.part > 0:
+            chain = published.get(claim.delivery_id, [])
+            reply_to = None
+            if chain and chain[0][0] == 0 and chain[0][1] and chain[-1][1]:
+                root, parent = chain[0], chain[-1]
+                reply_to = ReplyTarget(
+                    parent_id=str(parent[1]),
+                    root_id=str(root[1]),
+                    parent_ref=parent[2],
+                    root_ref=root[2],
+                    parent_url=parent[3],
+                )
+            # Without a published head the adapter refuses the part (it is never sent as a
+            # post of its own); the engine only schedules a part once its head is published.
+            post = replace(claim.post, link_url=None, reply_to=reply_to)
+            claim = replace(claim, post=post)
+        done.append(claim)
+    return done
 
 
 # RETURNING makes this one multi-row INSERT (insertmanyvalues) rather than a statement per row.
@@ -648,3 +702,91 @@ def mark_missed(session: Session, now: dt.datetime, rules: EngineRules, limit: i
         )
     session.flush()
     return len(rows)
+
+
+# --- threads --------------------------------------------------------------------------------
+
+_STOPPED_WHY = {
+    "failed": "failed",
+    "missed": "was missed",
+    "cancelled": "was cancelled",
+    "needs_review": "could not be confirmed",
+}
+
+
+_ANY_WAITING = select(_DELIVERIES.c.id).where(_DELIVERIES.c.status == "waiting").limit(1)
+
+
+def _same_thread(one: Any, other: Any) -> Any:
+    return and_(one.post_id == other.post_id, one.channel_id == other.channel_id)
+
+
+def advance_threads(session: Session, now: dt.datetime, limit: int = 500) -> dict[str, int]:
+    """Move waiting thread parts on, in the thread rule careers advisers expect:
+
+    - A part is scheduled once every part before it is settled (published, or cancelled on its
+      own, e.g. its vacancy closed) and the head is published. It is due no earlier than now,
+      so its grace window starts when the part before it went out, never before.
+    - A part is cancelled, with the reason, once the head was cancelled or an earlier part
+      failed, was missed or needs a person: a reply never goes out without the posts before it.
+
+    Returns the counts. Cheap when there is no thread: both steps start from
+    `status = 'waiting'` on the (status, due_at) index.
+    """
+    if session.execute(_ANY_WAITING).first() is None:
+        return {"scheduled": 0, "cancelled": 0}  # no thread waits: one index probe
+    me, head, earlier = aliased(Delivery), aliased(Delivery), aliased(Delivery)
+    unsettled = (
+        select(earlier.id)
+        .where(
+            _same_thread(earlier, me),
+            earlier.part < me.part,
+            earlier.status.not_in(("published", "cancelled")),
+        )
+        .exists()
+    )
+    ready = session.execute(
+        select(me.id, me.due_at)
+        .join(head, and_(_same_thread(head, me), head.part == 0))
+        .where(me.status == "waiting", head.status == "published", ~unsettled)
+        .order_by(me.id)
+        .limit(limit)
+        .with_for_update(of=me, skip_locked=True)
+    ).all()
+    for delivery_id, due_at in ready:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "waiting")
+            .values(status="scheduled", due_at=max(due_at, now), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    stopping = or_(
+        and_(earlier.part == 0, earlier.status == "cancelled"),
+        earlier.status.in_(("failed", "missed", "needs_review")),
+    )
+    stopped = session.execute(
+        select(me.id, earlier.part, earlier.status)
+        .join(earlier, and_(_same_thread(earlier, me), earlier.part < me.part))
+        .where(me.status == "waiting", stopping)
+        .order_by(me.id, earlier.part)
+        .limit(limit)
+        .with_for_update(of=me, skip_locked=True)
+    ).all()
+    seen: set[int] = set()
+    for delivery_id, part, status in stopped:
+        if delivery_id in seen:
+            continue
+        seen.add(delivery_id)
+        which = "the thread's first post" if part == 0 else f"reply {part} of the thread"
+        message = (
+            f"Not published: {which} {_STOPPED_WHY.get(status, status)}, so this later part of"
+            " the thread was not sent (a reply never goes out without the posts before it)."
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "waiting")
+            .values(status="cancelled", last_error=message, next_attempt_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    return {"scheduled": len(ready), "cancelled": len(seen)}

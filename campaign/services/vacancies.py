@@ -15,9 +15,10 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Integer, any_, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from campaign.models import Vacancy, VacancySource
@@ -41,6 +42,7 @@ MAX_SALARY = Decimal("9999999999.99")  # Numeric(12, 2)
 _CHUNK = 400  # keys per IN (...) list: well under every database's parameter limit
 INSERT_BATCH = 1000  # new vacancies per executemany
 ID_CHUNK = 2000  # ids per IN (...) list when touching records
+SCAN_FACTOR = 4  # read all the organisation's keys when it holds at most 4x the batch's keys
 
 
 @dataclass
@@ -153,22 +155,36 @@ def candidates(
     )
     found: dict[int, dedupe.Existing] = {}
     owners: dict[int, int] = {}
-    for column, values in (
-        (Vacancy.guid_key, sorted({k.guid for k in keys if k.guid})),
-        (Vacancy.url_key, sorted({k.url for k in keys if k.url})),
-        (Vacancy.fingerprint, sorted({k.fingerprint for k in keys if k.fingerprint})),
-    ):
-        for chunk in _chunks(values):
-            query = select(*columns).where(
-                Vacancy.organisation_id == organisation_id, column.in_(chunk)
-            )
-            for row in session.execute(query):
-                found[row.id] = dedupe.Existing(
-                    row.id,
-                    DedupeKeys(row.guid_key, row.url_key, row.fingerprint, row.title_key),
-                    row.content_hash,
-                )
-                owners[row.id] = row.source_id
+    wanted = (
+        (Vacancy.guid_key, {k.guid for k in keys if k.guid}),
+        (Vacancy.url_key, {k.url for k in keys if k.url}),
+        (Vacancy.fingerprint, {k.fingerprint for k in keys if k.fingerprint}),
+    )
+
+    def keep(row: Any) -> None:  # a Row of `columns`
+        found[row.id] = dedupe.Existing(
+            row.id,
+            DedupeKeys(row.guid_key, row.url_key, row.fingerprint, row.title_key),
+            row.content_hash,
+        )
+        owners[row.id] = row.source_id
+
+    in_organisation = Vacancy.organisation_id == organisation_id
+    values = sum(len(v) for _, v in wanted)
+    if values > _CHUNK:
+        # A large batch: reading the organisation's keys once costs less than many IN lists
+        # (each a long statement to send and plan) unless the organisation holds far more.
+        stored = session.scalar(select(func.count()).select_from(Vacancy).where(in_organisation))
+        if (stored or 0) <= SCAN_FACTOR * values:
+            guids, urls, fingerprints = (v for _, v in wanted)
+            for row in session.execute(select(*columns).where(in_organisation)):
+                if row.guid_key in guids or row.url_key in urls or row.fingerprint in fingerprints:
+                    keep(row)
+            return sorted(found.values(), key=lambda e: e.id), owners
+    for column, chosen in wanted:
+        for chunk in _chunks(sorted(chosen)):
+            for row in session.execute(select(*columns).where(in_organisation, column.in_(chunk))):
+                keep(row)
     return sorted(found.values(), key=lambda e: e.id), owners
 
 
@@ -266,21 +282,34 @@ def _touch(session: Session, ids: list[int], now: dt.datetime, result: IngestRes
     result.reopened += touch(session, ids, now)
 
 
+def _with_ids(session: Session, ids: Iterable[int]) -> Iterable[ColumnElement[bool]]:
+    """`Vacancy.id in ids` as conditions: on PostgreSQL one array parameter (psycopg prepares a
+    statement with thousands of parameters slowly), elsewhere IN lists of ID_CHUNK ids."""
+    unique = sorted(set(ids))
+    if not unique:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield Vacancy.id == any_(literal(unique, ARRAY(Integer)))
+        return
+    for chunk in _chunks(unique, ID_CHUNK):
+        yield Vacancy.id.in_(chunk)
+
+
 def touch(session: Session, ids: Iterable[int], now: dt.datetime) -> int:
     """Seen again, unchanged: last seen now, no missed polls; a withdrawn vacancy that has not
     closed is open again (how many were reopened is returned)."""
     reopened = 0
-    for chunk in _chunks(sorted(set(ids)), ID_CHUNK):
+    for chosen in _with_ids(session, ids):
         session.execute(
             update(Vacancy)
-            .where(Vacancy.id.in_(chunk))
+            .where(chosen)
             .values(last_seen_at=now, missing_polls=0)
             .execution_options(synchronize_session=False)
         )
         done = session.execute(
             update(Vacancy)
             .where(
-                Vacancy.id.in_(chunk),
+                chosen,
                 Vacancy.status == "withdrawn",
                 or_(Vacancy.closes_at.is_(None), Vacancy.closes_at > now),
             )
@@ -304,9 +333,9 @@ def _update(
         return
     ids = sorted(changed)
     stored: dict[int, tuple[int, str, dt.datetime | None]] = {}
-    for chunk in _chunks(ids):
+    for chosen in _with_ids(session, ids):
         query = select(Vacancy.id, Vacancy.source_id, Vacancy.status, Vacancy.closes_at).where(
-            Vacancy.id.in_(chunk)
+            chosen
         )
         for found in session.execute(query):
             stored[found.id] = (found.source_id, found.status, found.closes_at)
@@ -369,25 +398,22 @@ def _insert_batch(
             updated_at=now,
         )
         rows.append(row)
-    # A plain executemany, then the new ids read back: RETURNING in parameter order degrades to
-    # a statement per row (and quadratic result splicing) on SQLite. Rows are told apart by
-    # their content hash; rows with equal hashes are equal items, so their order is immaterial.
+    # A plain executemany, then the new ids read back in one query: RETURNING in parameter
+    # order degrades to a statement per row (and quadratic result splicing) on SQLite, and on
+    # PostgreSQL its multi-row statements take psycopg longer to prepare than the pipelined
+    # executemany. Rows are told apart by their content hash; rows with equal hashes are equal
+    # items, so their order is immaterial.
     before = session.scalar(select(func.max(Vacancy.id))) or 0
     session.execute(insert(Vacancy.__table__), rows)  # type: ignore[arg-type]
+    hashes = {str(row["content_hash"]) for row in rows}
     by_hash: dict[str, list[int]] = {}
-    hashes = sorted({str(row["content_hash"]) for row in rows})
-    for chunk in _chunks(hashes):
-        query = (
-            select(Vacancy.id, Vacancy.content_hash)
-            .where(
-                Vacancy.id > before,
-                Vacancy.source_id == source.id,
-                Vacancy.first_seen_at == now,
-                Vacancy.content_hash.in_(chunk),
-            )
-            .order_by(Vacancy.id)
-        )
-        for found in session.execute(query):
+    query = (
+        select(Vacancy.id, Vacancy.content_hash)
+        .where(Vacancy.id > before, Vacancy.source_id == source.id, Vacancy.first_seen_at == now)
+        .order_by(Vacancy.id)
+    )
+    for found in session.execute(query):
+        if found.content_hash in hashes:
             by_hash.setdefault(found.content_hash, []).append(found.id)
     for index, row in zip(indexes, rows, strict=True):
         result.ids[index] = by_hash[str(row["content_hash"])].pop(0)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +28,7 @@ from campaign.services import vacancies as records
 from campaign.services.audit import Actor, record
 from campaign.vacancies import dates, dedupe, detect, examples, fetch, incremental
 from campaign.vacancies.csvfile import parse_csv
-from campaign.vacancies.normalise import normalise
+from campaign.vacancies.normalise import Memo, normalise
 from campaign.vacancies.records import ParseResult, RawItem, Vacancy
 
 log = logging.getLogger(__name__)
@@ -270,9 +271,16 @@ def normalise_items(
     """Normalise each item; one that cannot be normalised is reported, not fatal."""
     done: list[Vacancy] = []
     problems: list[str] = []
+    memo = Memo()
+    try:
+        zone: ZoneInfo | str = dates.timezone(tz)
+    except ValueError:
+        zone = tz  # each item then reports the unknown timezone, as before
     for item in items:
         try:
-            done.append(normalise(item, tz=tz, now=now, source_url=source_url, scope=scope))
+            done.append(
+                normalise(item, tz=zone, now=now, source_url=source_url, scope=scope, memo=memo)
+            )
         except Exception as exc:  # one bad item never sinks the document
             problems.append(f"item {item.position}: could not be read ({type(exc).__name__})")
     return done, problems

@@ -40,6 +40,34 @@ _LABELS = {
 }  # fmt: skip
 
 
+class Memo:
+    """Results of the pure, string-keyed steps within one document: feeds repeat the same
+    date strings, closing-date phrases and salary texts across many items. One memo per
+    document (or batch), so nothing is kept between polls."""
+
+    def __init__(self) -> None:
+        self._dates: dict[tuple[str, str, str, bool], dates.ParsedDate] = {}
+        self._salaries: dict[str, salary.Salary] = {}
+        self.closing_windows: dict[tuple[str, str], dates.ParsedDate | None] = {}
+
+    def parse_date(
+        self, text: str, tz: ZoneInfo, *, label: str, end_of_day: bool = False
+    ) -> dates.ParsedDate:
+        key = (text, tz.key, label, end_of_day)
+        found = self._dates.get(key)
+        if found is None:
+            found = self._dates[key] = dates.parse_date(
+                text, tz, label=label, end_of_day=end_of_day
+            )
+        return found
+
+    def parse_salary(self, text: str) -> salary.Salary:
+        found = self._salaries.get(text)
+        if found is None:
+            found = self._salaries[text] = salary.parse_salary(text)
+        return found
+
+
 def _labelled(text: str) -> dict[str, str]:
     """Labelled lines in a description ("Salary: £x to £y", "Location: Leeds"), first wins."""
     found: dict[str, str] = {}
@@ -57,12 +85,21 @@ def _employer_from_first_line(text: str) -> str:
 
 
 def normalise(
-    item: RawItem, *, tz: ZoneInfo | str, now: dt.datetime, source_url: str = "", scope: str = ""
+    item: RawItem,
+    *,
+    tz: ZoneInfo | str,
+    now: dt.datetime,
+    source_url: str = "",
+    scope: str = "",
+    memo: Memo | None = None,
 ) -> Vacancy:
     """Normalise one parsed item. `tz` is the organisation's timezone (ZoneInfo or IANA name,
-    ValueError if unknown); `now` is the first-seen time for items without any date."""
+    ValueError if unknown); `now` is the first-seen time for items without any date. Pass one
+    `Memo` for all the items of a document to parse each repeated string once."""
     if isinstance(tz, str):
         tz = dates.timezone(tz)
+    if memo is None:
+        memo = Memo()
     warnings: list[str] = []
     flags: set[str] = set()
     title = html_to_line(item.title) if item.title_is_html else collapse(item.title)
@@ -83,7 +120,7 @@ def normalise(
 
     posted_at = item.posted_at
     if posted_at is None and item.posted_text:
-        parsed = dates.parse_date(item.posted_text, tz, label="posted date")
+        parsed = memo.parse_date(item.posted_text, tz, label="posted date")
         posted_at = parsed.value
         if parsed.warning:
             warnings.append(parsed.warning)
@@ -91,7 +128,7 @@ def normalise(
     if posted_at is None:
         posted_at = now  # no item date at all: first seen now
 
-    closes_at, closing_phrase = _closing(item, description_text, tz, warnings, flags)
+    closes_at, closing_phrase = _closing(item, description_text, tz, warnings, flags, memo)
     if closes_at is not None and closes_at < now:
         warnings.append(f"closing date {closes_at:%Y-%m-%d %H:%M} UTC has already passed")
 
@@ -107,9 +144,9 @@ def normalise(
         currency = period = None
     if minimum is not None or maximum is not None:
         if salary_text:
-            flags |= salary.parse_salary(salary_text).flags - {FLAG_SALARY_MISSING}
+            flags |= memo.parse_salary(salary_text).flags - {FLAG_SALARY_MISSING}
     else:
-        parsed_salary = salary.parse_salary(salary_text)
+        parsed_salary = memo.parse_salary(salary_text)
         flags |= parsed_salary.flags
         minimum, maximum = parsed_salary.minimum, parsed_salary.maximum
         currency = currency or parsed_salary.currency
@@ -143,16 +180,16 @@ def normalise(
 
 
 def _closing(
-    item: RawItem, text: str, tz: ZoneInfo, warnings: list[str], flags: set[str]
+    item: RawItem, text: str, tz: ZoneInfo, warnings: list[str], flags: set[str], memo: Memo
 ) -> tuple[dt.datetime | None, str]:
     if item.closing_text.strip():
-        parsed = dates.parse_date(item.closing_text, tz, label="closing date", end_of_day=True)
+        parsed = memo.parse_date(item.closing_text, tz, label="closing date", end_of_day=True)
         if parsed.warning:
             warnings.append(parsed.warning)
             flags.add(FLAG_INVALID_DATE)
         if parsed.value is not None or "impossible" in (parsed.warning or ""):
             return parsed.value, ""
-    found, phrase = dates.closing_from_text(text, tz) if text else (None, "")
+    found, phrase = dates.closing_from_text(text, tz, memo.closing_windows) if text else (None, "")
     if found is None:
         return None, ""
     if found.warning:
@@ -172,8 +209,9 @@ def normalise_all(
 ) -> list[Vacancy]:
     """Normalise a batch; items whose content hash is in `skip_hashes` (unchanged since the
     last poll) are left out without being normalised."""
+    memo = Memo()
     return [
-        normalise(item, tz=tz, now=now, source_url=source_url, scope=scope)
+        normalise(item, tz=tz, now=now, source_url=source_url, scope=scope, memo=memo)
         for item in items
         if not skip_hashes or content_hash(item) not in skip_hashes
     ]

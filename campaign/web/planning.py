@@ -219,7 +219,7 @@ def post_detail(post_id: int) -> str:
             d.channel.requires_approval for d in post.deliveries if d.status != "cancelled"
         ),
         editable=post.status != "cancelled"
-        and all(d.status in ("scheduled", "cancelled") for d in post.deliveries),
+        and all(d.status in ("scheduled", "waiting", "cancelled") for d in post.deliveries),
     )
 
 

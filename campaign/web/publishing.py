@@ -27,6 +27,7 @@ TABS = (
     ("manual", "manual_due", "To post by hand"),
 )
 STATE_LABELS = {
+    "waiting": "Waiting for the part before it",
     "scheduled": "Scheduled",
     "publishing": "Publishing now",
     "published": "Published",
@@ -37,6 +38,8 @@ STATE_LABELS = {
     "cancelled": "Cancelled",
 }
 STATE_EXPLANATIONS = {
+    "waiting": "A later part of a thread: it is published as a reply once the part before it"
+    " is published, and not at all if that part fails, is missed or is cancelled.",
     "scheduled": "It will be published automatically at the due time. You can cancel it until"
     " then.",
     "publishing": "A worker is sending it to the platform right now, so it can no longer be"

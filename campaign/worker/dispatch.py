@@ -120,6 +120,26 @@ def _fits(claim: Claim, tracked_text: str) -> bool:
     return False
 
 
+def _without_urls(text: str) -> str:
+    for url in links.urls_in(text):
+        text = text.replace(url, "")
+    return text
+
+
+def _same_words(claim: Claim, tracked_text: str) -> bool:
+    """Whether the tracked text is this thread part's own text with its links tracked (and not
+    the post's, which a link store reading only posts would give): never publish other words.
+    """
+    if _without_urls(tracked_text) == _without_urls(claim.post.text):
+        return True
+    log.warning(
+        "delivery %s: the tracked text is not this thread part's text; publishing its links as"
+        " written, so its clicks are not counted",
+        claim.delivery_id,
+    )
+    return False
+
+
 class Dispatcher:
     """Runs passes for one worker; safe to run in any number of processes at once."""
 
@@ -230,6 +250,8 @@ class Dispatcher:
             now = database_now(session)
             reaped = publishing.reap_expired_leases(session, now)
             missed = publishing.mark_missed(session, now, self.rules)
+            # Missed parts stop their threads; published ones let the next part go.
+            threads = publishing.advance_threads(session, now)
         try:
             with self._begin() as session:
                 stale = alerts.cancel_stale(session, database_now(session))
@@ -242,6 +264,8 @@ class Dispatcher:
         report.add("reaped_to_scheduled", reaped["scheduled"])
         report.add("reaped_to_unknown", reaped["unknown"])
         report.add("missed", missed)
+        report.add("thread_parts_scheduled", threads["scheduled"])
+        report.add("thread_parts_cancelled", threads["cancelled"])
 
     def claim(self) -> list[Claim]:
         """Claim a batch of due deliveries under a fresh lease, in one short transaction."""
@@ -262,6 +286,8 @@ class Dispatcher:
         tracked = []
         for claim in claims:
             published = texts.get(claim.delivery_id)
+            if published is not None and claim.post.part > 0:
+                published = published if _same_words(claim, published.text) else None
             if published is not None and _fits(claim, published.text):
                 post = replace(claim.post, text=published.text, link_url=published.link_url)
                 claim = replace(claim, post=post)

@@ -328,6 +328,7 @@ def test_publish_sends_the_record_under_the_deterministic_key(adapter, pds):
         external_id=f"at://{DID}/app.bsky.feed.post/{rkey}",
         url=f"https://bsky.app/profile/{HANDLE}/post/{rkey}",
         published_at=result.published_at,
+        reply_ref="bafyreie5737gdxlw5i64vzichcalba3z2v5",  # the cid a reply to it must name
     )
 
 

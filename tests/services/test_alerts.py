@@ -675,3 +675,52 @@ def test_a_slot_is_passed_over_when_it_would_overfill_the_hour_after_it(db, worl
     [post] = alert_posts(db, found_rule)
     # 11:00 would make two posts within the hour up to 11:30; 12:30 is an hour after it.
     assert post.scheduled_for == dt.datetime(2026, 3, 2, 12, 30, tzinfo=dt.UTC)
+
+
+def test_template_results_sum_clicks_and_impressions_of_published_measured_alerts(db, world):
+    from campaign.models.engagement import LinkClick, TrackedLink
+    from campaign.models.metrics import MetricSnapshot
+    from campaign.services.alert_choice import TemplateResult, template_results
+
+    home = world.home
+    slots(db, home.channel)
+    src = source(db, home)
+    for title in ("Data Analyst", "Marketing Intern", "Junior Developer"):
+        vacancy(db, src, title, NOW + dt.timedelta(days=20))
+    found_rule = rule(db, home)
+    alert_rules.save_template(db, home.org.id, found_rule.id, "Short", "{{ title }} {{ url }}",
+                              manager(home), NOW)  # fmt: skip
+    alerts.plan_alerts(db, NOW)
+    deliveries = db.scalars(
+        select(Delivery)
+        .join(VacancyAlert, VacancyAlert.post_id == Delivery.post_id)
+        .where(VacancyAlert.rule_id == found_rule.id)
+        .order_by(Delivery.id)
+    ).all()
+    assert len(deliveries) == 3
+    measured, unmeasured, unpublished = deliveries
+    for delivery in (measured, unmeasured):
+        delivery.status, delivery.published_at = "published", NOW
+    link = TrackedLink(code="abc123", delivery_id=measured.id, organisation_id=home.org.id,
+                       target_url="https://jobs.example.org/x", target_sha256="0" * 64)  # fmt: skip
+    db.add(link)
+    db.flush()
+    db.add_all(
+        LinkClick(link_id=link.id, clicked_at=NOW, day=NOW.date(), is_first_today=True)
+        for _ in range(3)
+    )
+    db.add(MetricSnapshot(delivery_id=measured.id, window="7d", window_seconds=604800,
+                          age_seconds=604890, source="platform", collected_at=NOW,
+                          impressions=400))  # fmt: skip
+    db.flush()
+    template_of = dict(
+        db.execute(
+            select(VacancyAlert.post_id, VacancyAlert.template_id).where(
+                VacancyAlert.rule_id == found_rule.id
+            )
+        ).all()
+    )
+    results = template_results(db, found_rule.id)
+    # Only the published alert with impressions counts; its three clicks are its template's.
+    assert results == {template_of[measured.post_id]: TemplateResult(clicks=3, impressions=400)}
+    assert unpublished.status == "scheduled"

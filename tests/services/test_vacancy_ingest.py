@@ -199,6 +199,34 @@ def test_matching_by_fingerprint_across_sources(db):
     assert surveyor.closes_at == dt.datetime(2027, 5, 21, 22, 59, 59, tzinfo=dt.UTC)
 
 
+@pytest.mark.parametrize("scan", [True, False], ids=["organisation-scan", "key-lists"])
+def test_large_batches_find_the_same_candidates_either_way(db, monkeypatch, scan):
+    """A batch with more keys than one IN list reads the organisation's keys in one query
+    unless the organisation holds far more records; both ways match the same records, and
+    never another organisation's."""
+    other = make_org(db, "ingest-many-other", NOW)
+    org = make_org(db, "ingest-many", NOW)
+    elsewhere = _source(db, other, "CSV", kind="csv", url=None)
+    service.ingest(db, elsewhere, _items(elsewhere, _fixture("export.csv")), NOW)
+    csv_source = _source(db, org, "CSV", kind="csv", url=None)
+    service.ingest(db, csv_source, _items(csv_source, _fixture("export.csv")), NOW)
+    monkeypatch.setattr(service, "_CHUNK", 1)  # every batch counts as large
+    monkeypatch.setattr(service, "SCAN_FACTOR", 100 if scan else 0)
+    feed = _source(db, org, "Feed")
+    body = (
+        "id,Title,URL,Employer,Location,Salary,Closing Date\n"
+        "X-1,Graduate  Surveyor,https://elsewhere.example/s/1,Ashby and Stone LLP,derby,"
+        "£25k-£28k,21/05/2027\n"
+        "X-2,Night Porter,https://elsewhere.example/s/2,Ashby and Stone LLP,Derby,,21/05/2027\n"
+    ).encode()
+    result = service.ingest(db, feed, _items(feed, body), NOW)
+    assert result.outcomes == ["updated", "created"]
+    assert (_count(db, org), _count(db, other)) == (4, 3)
+    surveyor = db.get(Vacancy, result.ids[0])
+    assert surveyor.organisation_id == org.id
+    assert [r.external_id for r in _all(db, other) if r.external_id.startswith("X-")] == []
+
+
 def test_organisations_never_share_records(db):
     one, two = make_org(db, "ingest-one", NOW), make_org(db, "ingest-two", NOW)
     source_one, source_two = _source(db, one), _source(db, two)

@@ -107,6 +107,19 @@ def test_closing_phrases(text: str, expected: dt.datetime | None, phrase: str) -
     assert seen == phrase
 
 
+def test_closing_phrase_memo_keeps_each_timezone_apart() -> None:
+    memo: dict = {}
+    text = "Closing date: 3 May 2027"
+    in_london, _ = closing_from_text(text, LONDON, memo)
+    in_utc, phrase = closing_from_text(text, timezone("UTC"), memo)
+    assert in_london is not None and in_utc is not None
+    assert in_london.value == utc(2027, 5, 3, 22, 59, 59)  # BST
+    assert in_utc.value == utc(2027, 5, 3, 23, 59, 59)
+    assert phrase == "Closing date: 3 May 2027"
+    assert closing_from_text(text, LONDON, memo) == closing_from_text(text, LONDON)
+    assert len(memo) == 2
+
+
 def test_no_closing_phrase() -> None:
     assert closing_from_text("Interviews on 3 May 2027.", LONDON) == (None, "")
     assert closing_from_text("Closing soon!", LONDON) == (None, "")

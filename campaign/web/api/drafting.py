@@ -244,6 +244,7 @@ def _post(post: Post, zone: str) -> dict[str, Any]:
                 "published_at": rfc3339(d.published_at),
                 "platform_url": d.external_url,
                 "last_error": d.last_error,
+                "part": d.part,  # 0: the post itself; n > 0: the n-th reply of its thread
             }
             for d in post.deliveries
         ],
@@ -717,7 +718,7 @@ def update_post(post_id: int) -> Any:
         channel_ids=tuple(
             body.channel_ids
             if "channel_ids" in sent
-            else [d.channel_id for d in current.deliveries if d.status != "cancelled"]
+            else [d.channel_id for d in current.heads if d.status != "cancelled"]
         ),
         when=body.when if "when" in sent else keep_time,
         use_queue=use_queue,
