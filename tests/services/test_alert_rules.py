@@ -75,7 +75,7 @@ def test_every_problem_is_named(db, world):
         world.home,
         name="",
         channel_ids=(other_channel.id, disabled.id),
-        mode="thread",
+        mode="weekly",
         digest_max=40,
         quiet_start=dt.time(22, 0),
         review_flags=("unpaid", "dodgy"),
@@ -84,8 +84,8 @@ def test_every_problem_is_named(db, world):
         alert_rules.create_rule(db, world.home.org.id, bad, actor(world.home), NOW, "L", "{{ x }}")
     assert caught.value.problems == [
         "Give the rule a name.",
-        "Choose single alerts or a digest.",
-        "A digest holds 1 to 25 vacancies.",
+        "Choose single alerts, a digest or a thread.",
+        "A digest or thread holds 1 to 25 vacancies.",
         "Give both ends of the quiet hours, or neither.",
         "Unknown flag 'dodgy'; choose from unpaid, commission, salary_missing, "
         "salary_ambiguous, salary_predicted, invalid_date, invalid_url.",
