@@ -15,7 +15,7 @@ from campaign.models.outbox import OutboxEntry
 from campaign.models.planning import KEY_DATE_EFFECTS, KEY_DATE_KINDS, KeyDate, QueueSlot
 from campaign.models.post import DELIVERY_STATUSES, POST_STATUSES, Delivery, DeliveryAttempt, Post
 from campaign.models.system import WorkerHeartbeat
-from campaign.models.vacancy import Vacancy, VacancySource
+from campaign.models.vacancy import Vacancy, VacancyListing, VacancySource
 
 __all__ = [
     "API_SCOPES",
@@ -51,6 +51,7 @@ __all__ = [
     "Role",
     "User",
     "Vacancy",
+    "VacancyListing",
     "VacancySource",
     "Variant",
     "WorkerHeartbeat",

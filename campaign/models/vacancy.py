@@ -6,6 +6,10 @@ are what `campaign.vacancies.dedupe` matches on. `content_hash` says whether an 
 A vacancy is 'open' until its closing time passes ('expired') or its full feed stops listing it
 for `withdraw_after_polls` successive polls ('withdrawn'); seen again with a later closing date,
 it is open again.
+
+A `VacancyListing` remembers that a source's GUID landed on a vacancy whose own keys are another
+source's (the same job listed by two sources), so that the source's later edits of that item
+(a new title, say) keep updating the same vacancy.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from campaign.db import Base, intpk, utcnow
@@ -156,3 +160,18 @@ class Vacancy(Base):
     @property
     def tag_list(self) -> list[str]:
         return _json_list(self.tags)
+
+
+class VacancyListing(Base):
+    """A source's GUID (its stored `guid_key`) that names a vacancy held under other keys."""
+
+    __tablename__ = "vacancy_listings"
+    __table_args__ = (UniqueConstraint("source_id", "guid_key"),)
+
+    id: Mapped[intpk]
+    source_id: Mapped[int] = mapped_column(ForeignKey("vacancy_sources.id", ondelete="CASCADE"))
+    guid_key: Mapped[str] = mapped_column(String(1000))
+    vacancy_id: Mapped[int] = mapped_column(
+        ForeignKey("vacancies.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -4,7 +4,11 @@
 loads only the organisation's stored vacancies that share a key with the batch, lets
 `dedupe.match` decide new / update / unchanged / duplicate, then inserts, updates and touches in
 bulk. An update never creates a second record: an item from another source that matches a stored
-vacancy updates that vacancy. The caller commits.
+vacancy updates that vacancy, and its GUID is remembered as a `VacancyListing` of that vacancy, so
+that the source's later edits (a new title, say) still find it. Ingests of one organisation are
+serialised (on PostgreSQL by a transaction-scoped advisory lock; SQLite's write lock already
+does it), so two sources listing the same new job at once cannot both insert it. The caller
+commits.
 """
 
 from __future__ import annotations
@@ -17,11 +21,23 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, any_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    any_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
-from campaign.models import Vacancy, VacancySource
+from campaign.models import Vacancy, VacancyListing, VacancySource
 from campaign.models.vacancy import VACANCY_STATUSES
 from campaign.services import NotFound
 from campaign.vacancies import dedupe
@@ -43,6 +59,8 @@ _CHUNK = 400  # keys per IN (...) list: well under every database's parameter li
 INSERT_BATCH = 1000  # new vacancies per executemany
 ID_CHUNK = 2000  # ids per IN (...) list when touching records
 SCAN_FACTOR = 4  # read all the organisation's keys when it holds at most 4x the batch's keys
+# First key of the PostgreSQL advisory lock that serialises one organisation's ingests.
+INGEST_LOCK = 1_700_017
 
 
 @dataclass
@@ -241,12 +259,18 @@ def ingest(
 ) -> IngestResult:
     """Insert new items, update changed ones, touch unchanged ones (see the module docstring).
     `by_external_id` is for pushed items (see `_by_external_id`)."""
+    lock_organisation(session, source.organisation_id)
     keys = [_stored_keys(item.keys) for item in items]
     stored_items = [
         item if item.keys == k else replace(item, keys=k)
         for item, k in zip(items, keys, strict=True)
     ]
     existing, owners = candidates(session, source.organisation_id, keys)
+    # A source's GUIDs that name other sources' records come first, so that a record's own
+    # keys win where both exist.
+    listed, listed_owners = listings(session, source.id, keys)
+    existing = listed + existing
+    owners.update(listed_owners)
     if by_external_id:
         matches = _by_external_id(stored_items, existing, owners, source.id)
     else:
@@ -275,7 +299,76 @@ def ingest(
     for m in matches:
         if m.outcome == "duplicate" and m.duplicate_of is not None:
             result.ids[m.index] = result.ids[m.duplicate_of]
+    _remember_listings(session, source, keys, matches)
     return result
+
+
+def lock_organisation(session: Session, organisation_id: int) -> None:
+    """Serialise ingests into one organisation until the transaction ends (PostgreSQL; on
+    SQLite every transaction of the app already holds the write lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK, organisation_id)))
+
+
+def listings(
+    session: Session, source_id: int, keys: Sequence[DedupeKeys]
+) -> tuple[list[dedupe.Existing], dict[int, int]]:
+    """The records that this source's GUIDs in `keys` were found to name earlier, as
+    `Existing` entries under those GUIDs (so that the GUID layer matches them), and the source
+    of each record."""
+    guids = sorted({k.guid for k in keys if k.guid})
+    found: list[dedupe.Existing] = []
+    owners: dict[int, int] = {}
+    if not guids or not session.scalar(
+        select(exists().where(VacancyListing.source_id == source_id))
+    ):
+        return found, owners
+    columns = (VacancyListing.guid_key, Vacancy.id, Vacancy.source_id, Vacancy.title_key)
+    for chunk in _chunks(guids):
+        query = (
+            select(*columns, Vacancy.content_hash)
+            .join(Vacancy, Vacancy.id == VacancyListing.vacancy_id)
+            .where(VacancyListing.source_id == source_id, VacancyListing.guid_key.in_(chunk))
+        )
+        for row in session.execute(query):
+            keys_ = DedupeKeys(row.guid_key, None, None, row.title_key)
+            found.append(dedupe.Existing(row.id, keys_, row.content_hash))
+            owners[row.id] = row.source_id
+    return found, owners
+
+
+def _remember_listings(
+    session: Session,
+    source: VacancySource,
+    keys: Sequence[DedupeKeys],
+    matches: Sequence[dedupe.Match],
+) -> None:
+    """Remember this source's GUID for each item that landed on a record by its URL or
+    fingerprint (a record held under other keys), unless the batch uses that GUID for
+    different links."""
+    links: dict[str, set[str | None]] = {}
+    for k in keys:
+        if k.guid is not None:
+            links.setdefault(k.guid, set()).add(k.url)
+    wanted: dict[str, int] = {}
+    for m in matches:
+        guid = keys[m.index].guid
+        if m.existing_id is None or m.matched_on in (None, "guid") or guid is None:
+            continue
+        if len(links[guid]) == 1:
+            wanted[guid] = m.existing_id
+    guids = sorted(wanted)
+    for chunk in _chunks(guids):
+        session.execute(
+            delete(VacancyListing).where(
+                VacancyListing.source_id == source.id, VacancyListing.guid_key.in_(chunk)
+            )
+        )
+    if guids:
+        session.execute(
+            insert(VacancyListing.__table__),  # type: ignore[arg-type]
+            [{"source_id": source.id, "guid_key": g, "vacancy_id": wanted[g]} for g in guids],
+        )
 
 
 def _touch(session: Session, ids: list[int], now: dt.datetime, result: IngestResult) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from campaign.models import Vacancy, VacancySource
+from campaign.models import Vacancy, VacancyListing, VacancySource
 from campaign.services import NotFound
 from campaign.services import vacancies as service
 from campaign.services.vacancy_sources import normalise_items
@@ -338,3 +338,85 @@ def test_list_filters_by_status_newest_first(db):
     assert total == 3 and len(page) == 1
     with pytest.raises(ValueError, match="unknown status"):
         service.list_vacancies(db, org.id, status="closed")
+
+
+def _listing(guid: str, link: str, title: str, text: str = "Apply by email.") -> bytes:
+    """An RSS feed of one item with its own GUID, link and title."""
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        "<link>https://jobs.example.org/</link><description>d</description>"
+        f"<item><title>{title}</title><link>{link}</link>"
+        f'<guid isPermaLink="false">{guid}</guid><description>{text}</description></item>'
+        "</channel></rss>"
+    ).encode()
+
+
+SHARED_LINK = "https://careers.kestrel.example/jobs/analyst"
+
+
+@pytest.mark.parametrize("first_after_edit", ["second-source", "owner"])
+def test_a_job_two_sources_list_stays_one_vacancy_when_its_title_changes(db, first_after_edit):
+    """The job is found by the owner's GUID, then by the second source's URL; after the title
+    changes (so the URL no longer matches the record's title) either source polling first
+    updates the same vacancy."""
+    org = make_org(db, f"ingest-retitle-{first_after_edit}", NOW)
+    owner = _source(db, org, "Kestrel", url="https://careers.kestrel.example/feed")
+    second = _source(db, org, "Aggregator", url="https://aggregator.example/feed")
+
+    def poll(source, guid, title, now):
+        body = _listing(guid, SHARED_LINK, title, f"{source.name} listing.")
+        return service.ingest(db, source, _items(source, body, now), now)
+
+    created = poll(owner, "k-1", "Data Analyst", NOW)
+    assert created.outcomes == ["created"]
+    matched = poll(second, "agg-77", "Data Analyst", NOW + dt.timedelta(hours=1))
+    assert matched.outcomes == ["updated"] and matched.ids == created.ids
+
+    later = NOW + dt.timedelta(days=1)
+    order = [second, owner] if first_after_edit == "second-source" else [owner, second]
+    guids = {owner.id: "k-1", second.id: "agg-77"}
+    for step, source in enumerate(order):
+        result = poll(
+            source, guids[source.id], "Senior Data Analyst", later + dt.timedelta(hours=step)
+        )
+        assert result.outcomes == ["updated"], source.name
+        assert result.ids == created.ids, source.name
+    (vacancy,) = _all(db, org)
+    assert vacancy.title == "Senior Data Analyst"
+    # Seen again unchanged, from either source: still the one record.
+    again = poll(second, "agg-77", "Senior Data Analyst", later + dt.timedelta(hours=3))
+    assert again.ids == created.ids and _count(db, org) == 1
+
+
+def test_a_pushed_id_matched_by_link_keeps_its_vacancy_when_the_title_changes(db):
+    org = make_org(db, "ingest-retitle-push", NOW)
+    feed = _source(db, org, "Kestrel", url="https://careers.kestrel.example/feed")
+    pushed = _source(db, org, "Push", kind="push", url=None)
+    created = service.ingest(
+        db, feed, _items(feed, _listing("k-1", SHARED_LINK, "Data Analyst")), NOW
+    )
+
+    def push(title, now):
+        body = f"id,Title,URL,Employer\nP-5,{title},{SHARED_LINK},\n".encode()
+        return service.ingest(db, pushed, _items(pushed, body, now), now, by_external_id=True)
+
+    first = push("Data Analyst", NOW + dt.timedelta(hours=1))
+    assert first.ids == created.ids
+    retitled = push("Lead Data Analyst", NOW + dt.timedelta(days=1))
+    assert retitled.outcomes == ["updated"] and retitled.ids == created.ids
+    assert _count(db, org) == 1
+
+
+def test_a_listing_is_not_remembered_for_a_guid_the_batch_uses_for_two_links(db):
+    org = make_org(db, "ingest-retitle-badguid", NOW)
+    owner = _source(db, org, "Kestrel", url="https://careers.kestrel.example/feed")
+    second = _source(db, org, "Aggregator", url="https://aggregator.example/feed")
+    service.ingest(db, owner, _items(owner, _listing("k-1", SHARED_LINK, "Data Analyst")), NOW)
+    two = _listing("same", SHARED_LINK, "Data Analyst").replace(
+        b"</channel>",
+        b"<item><title>Porter</title><link>https://aggregator.example/p</link>"
+        b'<guid isPermaLink="false">same</guid></item></channel>',
+    )
+    result = service.ingest(db, second, _items(second, two), NOW)
+    assert result.outcomes == ["updated", "created"]
+    assert db.scalar(select(func.count()).select_from(VacancyListing)) == 0
