@@ -30,7 +30,7 @@ from campaign.models import Channel, Delivery, Organisation, Post, Vacancy
 from campaign.models.alerts import AlertRule, AlertTemplate, VacancyAlert
 from campaign.services import ServiceError, posts, publishing, scheduling
 from campaign.services import alert_templates as templates_
-from campaign.services.alert_choice import choose_template, template_results
+from campaign.services.alert_choice import TemplateResult, choose_template, template_results
 from campaign.services.audit import Actor, record
 from campaign.services.local_time import Resolved, as_zone
 from campaign.services.text_rules import ChannelLimits
@@ -424,11 +424,49 @@ def _actor(rule: AlertRule) -> Actor:
     )
 
 
+@dataclass
+class _Choice:
+    """Choosing a rule's template within one planning run: alerts made so far per template,
+    and the measured results (read once per rule and run)."""
+
+    counts: dict[int, int]
+    results: dict[int, TemplateResult]
+
+    def pick(self, templates: Sequence[AlertTemplate], seed: str) -> AlertTemplate:
+        return choose_template(templates, self.counts, seed, self.results)
+
+    def made(self, template: AlertTemplate) -> None:
+        self.counts[template.id] = self.counts.get(template.id, 0) + 1
+
+
+def _render_one(
+    template: AlertTemplate, vacancy: Vacancy, organisation: Organisation,
+    limits: list[tuple[str, ChannelLimits]], now: dt.datetime,
+) -> str:  # fmt: skip
+    """One vacancy through the template, refused (TemplateRefused) if it fails to render or
+    does not fit every channel."""
+    source = vacancy.source.name if vacancy.source else ""
+    fields = templates_.vacancy_fields(vacancy, organisation.timezone, now, source)
+    text = templates_.render(template.body, fields)
+    problems = templates_.length_problems(text, limits)
+    if problems:
+        raise templates_.TemplateRefused(" ".join(problems))
+    return text
+
+
+def _refuse(
+    session: Session, rule: AlertRule, vacancy: Vacancy, template: AlertTemplate,
+    exc: templates_.TemplateRefused, now: dt.datetime, report: PlanReport,
+) -> None:  # fmt: skip
+    if _claim(session, rule, [vacancy], template, "refused", str(exc), now):
+        report.refused.append((vacancy.id, str(exc)))
+
+
 def _plan_singles(
     session: Session, organisation: Organisation, rule: AlertRule, channels: list[Channel],
     found: list[Vacancy], now: dt.datetime, report: PlanReport,
 ) -> None:  # fmt: skip
-    counts = _template_counts(session, rule.id)
+    choice = _Choice(_template_counts(session, rule.id), template_results(session, rule.id))
     limits = [(c.display_name, ChannelLimits.of(c)) for c in channels]
     made = 0
     for vacancy in found:
@@ -440,25 +478,17 @@ def _plan_singles(
         if vacancy.closes_at is not None and vacancy.closes_at <= slotting.last:
             report.skipped.append((vacancy.id, "it closes before the next free slot"))
             continue
-        template = choose_template(
-            rule.templates, counts, f"{rule.id}:{vacancy.id}", template_results(session, rule.id)
-        )
-        source = vacancy.source.name if vacancy.source else ""
-        fields = templates_.vacancy_fields(vacancy, organisation.timezone, now, source)
+        template = choice.pick(rule.templates, f"{rule.id}:{vacancy.id}")
         try:
-            text = templates_.render(template.body, fields)
-            problems = templates_.length_problems(text, limits)
-            if problems:
-                raise templates_.TemplateRefused(" ".join(problems))
+            text = _render_one(template, vacancy, organisation, limits, now)
         except templates_.TemplateRefused as exc:
-            if _claim(session, rule, [vacancy], template, "refused", str(exc), now):
-                report.refused.append((vacancy.id, str(exc)))
+            _refuse(session, rule, vacancy, template, exc, now, report)
             continue
         alerts = _claim(session, rule, [vacancy], template, "planned", None, now)
         if not alerts:
             report.skipped.append((vacancy.id, "another planner alerted it"))
             continue
-        counts[template.id] = counts.get(template.id, 0) + 1
+        choice.made(template)
         post = _make_post(
             session, organisation, rule, channels, slotting, text, vacancy.url or None,
             _review_reason(rule, vacancy), now, alerts, report,
@@ -473,41 +503,36 @@ def _plan_digest(
 ) -> None:  # fmt: skip
     """One post listing what matched since the last digest; flagged vacancies go to review
     one by one. A new digest is made only once the previous one has gone out."""
-    counts = _template_counts(session, rule.id)
+    choice = _Choice(_template_counts(session, rule.id), template_results(session, rule.id))
     limits = [(c.display_name, ChannelLimits.of(c)) for c in channels]
     flagged = [v for v in found if _flagged(rule, v)]
     plain = [v for v in found if not _flagged(rule, v)]
     for vacancy in flagged[:MAX_POSTS_PER_RUN]:
         _digest_post(
-            session, organisation, rule, channels, limits, [vacancy], counts,
+            session, organisation, rule, channels, limits, [vacancy], choice,
             _review_reason(rule, vacancy), now, report,
         )  # fmt: skip
     if plain and not _digest_waiting(session, rule.id):
         review = "this rule's alerts wait for a manager" if rule.requires_approval else None
         if rule.mode == "thread":
             _thread_post(
-                session, organisation, rule, channels, limits, plain, counts, review, now, report
+                session, organisation, rule, channels, limits, plain, choice, review, now, report
             )
         else:
             _digest_post(
-                session, organisation, rule, channels, limits, plain, counts, review, now, report
+                session, organisation, rule, channels, limits, plain, choice, review, now, report
             )
 
 
 def _digest_post(
     session: Session, organisation: Organisation, rule: AlertRule, channels: list[Channel],
-    limits: list[tuple[str, ChannelLimits]], found: list[Vacancy], counts: dict[int, int],
+    limits: list[tuple[str, ChannelLimits]], found: list[Vacancy], choice: _Choice,
     review: str | None, now: dt.datetime, report: PlanReport,
 ) -> None:  # fmt: skip
     slotting = slot_for(session, organisation, rule, channels, now)
     if slotting.last > now + PLANNING_HORIZON:
         return  # the queue is full for now
-    template = choose_template(
-        rule.templates,
-        counts,
-        f"{rule.id}:digest:{found[0].id}",
-        template_results(session, rule.id),
-    )
+    template = choice.pick(rule.templates, f"{rule.id}:digest:{found[0].id}")
     chosen: list[Vacancy] = []
     items: list[dict[str, Any]] = []
     text = ""
@@ -541,7 +566,7 @@ def _digest_post(
     if not alerts:
         report.skipped += [(v.id, "another planner alerted it") for v in chosen]
         return
-    counts[template.id] = counts.get(template.id, 0) + 1
+    choice.made(template)
     link = (chosen[0].url or None) if len(chosen) == 1 else None
     _make_post(
         session, organisation, rule, channels, slotting, text, link, review, now, alerts, report
@@ -554,7 +579,7 @@ THREAD_INTRO = "New vacancies for you, one per reply below."
 
 def _thread_post(
     session: Session, organisation: Organisation, rule: AlertRule, channels: list[Channel],
-    limits: list[tuple[str, ChannelLimits]], found: list[Vacancy], counts: dict[int, int],
+    limits: list[tuple[str, ChannelLimits]], found: list[Vacancy], choice: _Choice,
     review: str | None, now: dt.datetime, report: PlanReport,
 ) -> None:  # fmt: skip
     """A thread: a short first post (THREAD_INTRO), then one reply per vacancy, rendered with
@@ -565,12 +590,7 @@ def _thread_post(
     slotting = slot_for(session, organisation, rule, channels, now)
     if slotting.last > now + PLANNING_HORIZON:
         return  # the queue is full for now
-    template = choose_template(
-        rule.templates,
-        counts,
-        f"{rule.id}:thread:{found[0].id}",
-        template_results(session, rule.id),
-    )
+    template = choice.pick(rule.templates, f"{rule.id}:thread:{found[0].id}")
     chosen: list[Vacancy] = []
     texts: list[str] = []
     for vacancy in found:
@@ -579,26 +599,19 @@ def _thread_post(
         if vacancy.closes_at is not None and vacancy.closes_at <= slotting.last:
             report.skipped.append((vacancy.id, "it closes before the next free slot"))
             continue
-        source = vacancy.source.name if vacancy.source else ""
-        fields = templates_.vacancy_fields(vacancy, organisation.timezone, now, source)
         try:
-            text = templates_.render(template.body, fields)
-            problems = templates_.length_problems(text, limits)
-            if problems:
-                raise templates_.TemplateRefused(" ".join(problems))
+            texts.append(_render_one(template, vacancy, organisation, limits, now))
         except templates_.TemplateRefused as exc:
-            if _claim(session, rule, [vacancy], template, "refused", str(exc), now):
-                report.refused.append((vacancy.id, str(exc)))
+            _refuse(session, rule, vacancy, template, exc, now, report)
             continue
         chosen.append(vacancy)
-        texts.append(text)
     if not chosen:
         return
     alerts = _claim(session, rule, chosen, template, "planned", None, now)
     if not alerts:
         report.skipped += [(v.id, "another planner alerted it") for v in chosen]
         return
-    counts[template.id] = counts.get(template.id, 0) + 1
+    choice.made(template)
     for number, alert in enumerate(alerts, start=1):
         alert.part = number
     post = _make_post(
