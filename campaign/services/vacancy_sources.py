@@ -3,12 +3,15 @@
 Polling a source fetches outside any transaction (through the guarded fetcher, with the stored
 ETag / Last-Modified), parses (only the changed items of an RSS/Atom feed whose body changed),
 normalises in the organisation's timezone and ingests in one short transaction, recording the
-source's status, error, counts and warnings. A failing source never stops the others.
+source's status, error, counts and warnings. A failing source never stops the others, and is
+polled less often while it keeps failing (`retry_delay`: its interval doubled per failure, up to a
+day, and never sooner than the server's Retry-After).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -39,6 +42,8 @@ MAX_WITHDRAW_AFTER = 100
 MAX_NAME = 200
 MAX_URL = 2000
 MAX_WARNINGS = 50
+# A failing feed is polled less often, up to once a day (see `retry_delay`).
+MAX_BACKOFF = dt.timedelta(hours=24)
 
 Fetcher = Callable[..., fetch.FetchResult]
 
@@ -286,14 +291,53 @@ def normalise_items(
     return done, problems
 
 
-def _record_error(session: Session, source: VacancySource, message: str, now: dt.datetime) -> None:
+def retry_delay(
+    interval_minutes: int, errors: int, retry_after: str | None, now: dt.datetime
+) -> dt.timedelta:
+    """How long a feed that has just failed `errors` times in a row waits before the next
+    poll: its interval, doubled for each failure after the first (at most MAX_BACKOFF, never
+    less than the interval), and at least as long as the server's Retry-After (seconds or an
+    HTTP date, itself capped at MAX_BACKOFF)."""
+    interval = dt.timedelta(minutes=interval_minutes)
+    doublings: int = min(max(errors - 1, 0), 16)
+    backoff = max(interval, min(interval * (1 << doublings), MAX_BACKOFF))
+    asked = _retry_after(retry_after, now)
+    return max(backoff, min(asked, MAX_BACKOFF)) if asked is not None else backoff
+
+
+def _retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
+    """A Retry-After header as a wait (None when absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return dt.timedelta(seconds=min(int(value), int(MAX_BACKOFF.total_seconds())))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(when - now, dt.timedelta(0))
+
+
+def _record_error(
+    session: Session,
+    source: VacancySource,
+    message: str,
+    now: dt.datetime,
+    retry_after: str | None = None,
+) -> None:
     source.last_status = "error"
     source.last_error = message[:2000]
     source.consecutive_errors += 1
     source.last_polled_at = now
     source.claimed_until = None
     if source.kind == "feed":
-        source.next_poll_at = now + dt.timedelta(minutes=source.poll_interval_minutes)
+        delay = retry_delay(
+            source.poll_interval_minutes, source.consecutive_errors, retry_after, now
+        )
+        source.next_poll_at = now + delay
 
 
 def _record_ok(source: VacancySource, status: str, outcome: PollOutcome, now: dt.datetime) -> None:
@@ -445,7 +489,7 @@ def _poll_claimed(
         source = session.get(VacancySource, source_id)
         assert source is not None
         if got.error is not None:
-            _record_error(session, source, got.error, now)
+            _record_error(session, source, got.error, now, got.retry_after)
             return PollOutcome(source_id, name, "error", error=got.error)
         if got.not_modified:
             outcome = PollOutcome(source_id, name, "not_modified", items=source.last_items or 0)

@@ -44,6 +44,7 @@ class FetchResult:
     not_modified: bool = False
     content_type: str = ""
     error: str | None = None
+    retry_after: str | None = None  # the server's Retry-After header on a 429 or 503, as sent
 
     @property
     def ok(self) -> bool:
@@ -144,7 +145,11 @@ def _result(
     if response.status_code == 304:
         return replace(base, not_modified=True)
     if response.status_code >= 400:
-        return replace(base, error=f"HTTP {response.status_code} {response.reason or 'error'}")
+        error = f"HTTP {response.status_code} {response.reason or 'error'}"
+        retry_after = response.headers.get("Retry-After")
+        if response.status_code in (429, 503) and retry_after:
+            return replace(base, error=error, retry_after=retry_after[:100])
+        return replace(base, error=error)
     try:
         return replace(base, body=_read(response, limits, deadline))
     except _TooLarge:

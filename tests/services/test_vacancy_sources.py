@@ -369,3 +369,54 @@ def test_csv_upload_ingests_and_reports_bad_rows(db):
         sources.upload_csv(db, _actor(org), source.id, b"", NOW, max_bytes=10_000)
     with pytest.raises(PermissionDenied):
         sources.upload_csv(db, _actor(org, Role.STAFF), source.id, body, NOW, max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    ("interval", "errors", "retry_after", "expected"),
+    [
+        (60, 1, None, dt.timedelta(minutes=60)),
+        (60, 2, None, dt.timedelta(minutes=120)),
+        (60, 4, None, dt.timedelta(minutes=480)),
+        (60, 40, None, dt.timedelta(hours=24)),  # at most a day
+        (2000, 3, None, dt.timedelta(minutes=2000)),  # never sooner than the interval
+        (5, 1, "600", dt.timedelta(minutes=10)),  # the server's seconds
+        (60, 1, "30", dt.timedelta(minutes=60)),  # a shorter Retry-After does not hurry us
+        (5, 1, "Thu, 04 Mar 2027 11:00:00 GMT", dt.timedelta(hours=2)),  # an HTTP date
+        (5, 1, "99999999999", dt.timedelta(hours=24)),  # capped
+        (5, 1, "Wed, 03 Mar 2027 11:00:00 GMT", dt.timedelta(minutes=5)),  # already past
+        (5, 1, "soon", dt.timedelta(minutes=5)),  # unreadable: ignored
+    ],
+)
+def test_a_failing_feed_waits_longer_each_time(interval, errors, retry_after, expected):
+    assert sources.retry_delay(interval, errors, retry_after, NOW) == expected
+
+
+@responses.activate
+def test_a_failing_feed_backs_off_honours_retry_after_and_recovers(factory, org_id):
+    url = "https://feeds.example.org/backoff/jobs.rss"
+    source_id = _make(factory, org_id, url, poll_interval_minutes=30)
+    at = NOW
+    for expected in (30, 60, 120):
+        responses.get(url, status=500)
+        sources.poll_source(factory, SETTINGS, source_id, at, due_only=True)
+        stored = _source(factory, source_id)
+        assert stored.next_poll_at == at + dt.timedelta(minutes=expected)
+        # Not due before then: a due-only poll skips it.
+        early = sources.poll_source(factory, SETTINGS, source_id, stored.next_poll_at
+                                    - dt.timedelta(seconds=1), due_only=True)  # fmt: skip
+        assert early.status == "skipped"
+        at = stored.next_poll_at
+        responses.reset()
+    responses.get(url, status=429, headers={"Retry-After": "36000"})
+    outcome = sources.poll_source(factory, SETTINGS, source_id, at, due_only=True)
+    assert outcome.error == "HTTP 429 Too Many Requests"
+    stored = _source(factory, source_id)
+    assert stored.consecutive_errors == 4
+    assert stored.next_poll_at == at + dt.timedelta(hours=10)  # the server asked for 10 hours
+    at = stored.next_poll_at
+    responses.reset()
+    responses.get(url, body=_rss(("b1", "Back again")))
+    assert sources.poll_source(factory, SETTINGS, source_id, at, due_only=True).status == "ok"
+    stored = _source(factory, source_id)
+    assert stored.consecutive_errors == 0
+    assert stored.next_poll_at == at + dt.timedelta(minutes=30)
