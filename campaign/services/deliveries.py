@@ -287,7 +287,8 @@ def _require(actor: Actor, role: Role, doing: str) -> None:
 def publish_again(
     session: Session, organisation_id: int, delivery_id: int, actor: Actor, now: dt.datetime
 ) -> None:
-    """A manager sends a failed, missed or unconfirmed delivery again now, with the same key."""
+    """A manager sends a failed, missed or unconfirmed delivery again now, with the same key;
+    a thread's later parts stopped because of it wait again to follow it."""
     _require(actor, Role.MANAGER, "publish a post again")
     seen = _current(session, organisation_id, delivery_id)
     again = seen.status in ("needs_review", "failed", "missed")
@@ -314,6 +315,7 @@ def publish_again(
         lease_expires_at=None,
     ):
         raise _refuse(_current(session, organisation_id, delivery_id).status, "published again")
+    revived = publishing.revive_thread(session, delivery_id, now)
     _audit(
         session,
         organisation_id,
@@ -323,6 +325,7 @@ def publish_again(
         now,
         previous=seen.status,
         error=seen.last_error,
+        **({"thread_parts_waiting_again": revived} if revived else {}),
     )
 
 

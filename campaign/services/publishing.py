@@ -714,6 +714,10 @@ _STOPPED_WHY = {
 }
 
 
+# The end of the reason a later part was stopped with (see `advance_threads`); `revive_thread`
+# finds the parts to send after all by it.
+THREAD_STOPPED = "so this later part of the thread was not sent"
+
 _ANY_WAITING = select(_DELIVERIES.c.id).where(_DELIVERIES.c.status == "waiting").limit(1)
 
 
@@ -779,8 +783,8 @@ def advance_threads(session: Session, now: dt.datetime, limit: int = 500) -> dic
         seen.add(delivery_id)
         which = "the thread's first post" if part == 0 else f"reply {part} of the thread"
         message = (
-            f"Not published: {which} {_STOPPED_WHY.get(status, status)}, so this later part of"
-            " the thread was not sent (a reply never goes out without the posts before it)."
+            f"Not published: {which} {_STOPPED_WHY.get(status, status)}, {THREAD_STOPPED}"
+            " (a reply never goes out without the posts before it)."
         )
         session.execute(
             update(Delivery)
@@ -790,3 +794,29 @@ def advance_threads(session: Session, now: dt.datetime, limit: int = 500) -> dic
         )
     session.flush()
     return {"scheduled": len(ready), "cancelled": len(seen)}
+
+
+def revive_thread(session: Session, delivery_id: int, now: dt.datetime) -> int:
+    """A person sends a thread's part again: the later parts that were stopped because a part
+    before them did not go out wait again, to follow it (`advance_threads` schedules them in
+    order, or stops them again if an earlier part still has not gone out). Parts cancelled on
+    their own (by a person, or because their vacancy closed) stay cancelled. Returns how many
+    wait again."""
+    row = session.execute(
+        select(Delivery.post_id, Delivery.channel_id, Delivery.part).where(
+            Delivery.id == delivery_id
+        )
+    ).one()
+    done = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.post_id == row.post_id,
+            Delivery.channel_id == row.channel_id,
+            Delivery.part > row.part,
+            Delivery.status == "cancelled",
+            Delivery.last_error.contains(THREAD_STOPPED, autoescape=True),
+        )
+        .values(status="waiting", last_error=None, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount or 0)  # type: ignore[attr-defined]

@@ -339,3 +339,39 @@ def test_a_part_publishes_its_own_words_with_tracked_links(factory, network):
     assert part_text.startswith("Role A apply https://")
     assert "careers.example.ac.uk" not in part_text
     assert network.publish_calls[1].link_url is None
+
+
+def test_publishing_a_failed_head_again_sends_the_stopped_replies_after_it(factory, network):
+    org_id, _, ids = _seed_thread(factory, replies=3)
+    network.publish_script.append(PermanentError("Refused: try later", status=403))
+    _run(factory, [_dispatcher(factory, network)], passes=3)
+    assert _states(factory, ids) == ["failed", "cancelled", "cancelled", "cancelled"]
+    with factory.begin() as session:  # a person cancels reply 2 meanwhile: it stays cancelled
+        session.execute(update(Delivery).where(Delivery.id == ids[2])
+                        .values(last_error=None))  # fmt: skip
+    with factory.begin() as session:
+        deliveries.publish_again(session, org_id, ids[0], _actor(org_id), database_now(session))
+    assert _states(factory, ids) == ["scheduled", "waiting", "cancelled", "waiting"]
+    _run(factory, [_dispatcher(factory, network)], passes=6)
+    assert _states(factory, ids) == ["published", "published", "cancelled", "published"]
+    rows = [_get(factory, i) for i in ids]
+    assert network.replies[rows[1].external_id] == rows[0].external_id
+    assert network.replies[rows[3].external_id] == rows[1].external_id  # passes over reply 2
+    assert [c.idempotency_key for c in network.publish_calls] == [
+        rows[0].idempotency_key, rows[0].idempotency_key, rows[1].idempotency_key,
+        rows[3].idempotency_key,
+    ]  # fmt: skip
+    assert rows[1].last_error is None
+
+
+def test_publishing_a_failed_reply_again_sends_only_the_parts_after_it(factory, network):
+    org_id, _, ids = _seed_thread(factory, replies=3)
+    network.publish_script += [lambda post: None, PermanentError("Refused", status=403)]
+    _run(factory, [_dispatcher(factory, network)], passes=6)
+    assert _states(factory, ids) == ["published", "failed", "cancelled", "cancelled"]
+    with factory.begin() as session:
+        deliveries.publish_again(session, org_id, ids[1], _actor(org_id), database_now(session))
+    assert _states(factory, ids) == ["published", "scheduled", "waiting", "waiting"]
+    _run(factory, [_dispatcher(factory, network)], passes=6)
+    assert _states(factory, ids) == ["published"] * 4
+    assert len(network.publish_calls) == 5  # the head once, reply 1 twice, replies 2 and 3
