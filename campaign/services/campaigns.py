@@ -10,12 +10,13 @@ from campaign.services import NotFound
 
 
 def list_campaigns(
-    session: Session, organisation_id: int, limit: int | None = None
+    session: Session, organisation_id: int, limit: int | None = None, *, archived: bool = False
 ) -> list[Campaign]:
-    """Active campaigns, newest first, with messages, variants and tags loaded."""
+    """Active campaigns (or, with `archived`, the archived ones), newest first, with messages,
+    variants and tags loaded."""
     query = (
         select(Campaign)
-        .where(Campaign.organisation_id == organisation_id, Campaign.archived.is_(False))
+        .where(Campaign.organisation_id == organisation_id, Campaign.archived.is_(archived))
         .options(
             selectinload(Campaign.messages)
             .selectinload(Message.variants)
@@ -74,3 +75,10 @@ def count_by_status(session: Session, organisation_id: int) -> dict[str, int]:
         .group_by(Delivery.status)
     )
     return {status: count for status, count in rows}
+
+
+def count_archived(session: Session, organisation_id: int) -> int:
+    query = select(func.count()).where(
+        Campaign.organisation_id == organisation_id, Campaign.archived.is_(True)
+    )
+    return session.scalar(query) or 0

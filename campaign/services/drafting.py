@@ -138,6 +138,20 @@ def archive_campaign(
     return campaign
 
 
+def restore_campaign(
+    session: Session, organisation_id: int, campaign_id: int, actor: Actor, now: dt.datetime
+) -> Campaign:
+    """Bring an archived campaign back to planning; it can be changed again."""
+    _require(actor, organisation_id, Role.STAFF, "restore campaigns")
+    campaign = _campaign(session, organisation_id, campaign_id)
+    if not campaign.archived:
+        raise ServiceError(f"The campaign {campaign.name!r} is not archived.")
+    campaign.archived = False
+    session.flush()
+    _audit(session, actor, "campaign.restored", campaign.id, organisation_id, now)
+    return campaign
+
+
 def _campaign_values(
     session: Session, organisation_id: int, data: CampaignInput, kept_owner: int | None = None
 ) -> dict[str, object]:

@@ -157,6 +157,22 @@ def archive_campaign(campaign_id: int) -> Response:
     return redirect(url_for("main.plan"))
 
 
+@bp.route("/campaigns/<int:campaign_id>/restore", methods=["POST"])
+@role_required(Role.STAFF)
+def restore_campaign(campaign_id: int) -> Response:
+    db, org_id = get_session(), member().organisation_id
+    try:
+        drafting.restore_campaign(db, org_id, campaign_id, member().actor(), now())
+    except NotFound:
+        abort(404)
+    except ServiceError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("main.campaign_detail", campaign_id=campaign_id))
+    db.commit()
+    flash("Restored: the campaign is back on the Plan page and can be changed.", "success")
+    return redirect(url_for("main.campaign_detail", campaign_id=campaign_id))
+
+
 def _campaign_values(found: Any) -> dict[str, str]:
     return {
         "name": found.name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, request
 
 from campaign.models import Role
 from campaign.services import NotFound, campaigns
@@ -28,8 +28,13 @@ def dashboard() -> str:
 @bp.route("/plan")
 @role_required(Role.STAFF)
 def plan() -> str:
-    found = campaigns.list_campaigns(get_session(), member().organisation_id)
-    return render_template("main/plan.html", campaigns=found)
+    db, org_id = get_session(), member().organisation_id
+    archived = request.args.get("archived") == "1"
+    found = campaigns.list_campaigns(db, org_id, archived=archived)
+    count = len(found) if archived else campaigns.count_archived(db, org_id)
+    return render_template(
+        "main/plan.html", campaigns=found, archived=archived, archived_count=count
+    )
 
 
 @bp.route("/plan/campaigns/<int:campaign_id>")

@@ -503,3 +503,19 @@ def test_a_new_organisation_gets_its_own_vocabulary(db, world):
     theirs = drafting.framing_vocabulary(db, world.home.org.id)
     assert [t.key for t in mine] == [t.key for t in theirs]
     assert not {t.id for t in mine} & {t.id for t in theirs}
+
+
+def test_a_restored_campaign_can_be_changed_again(db, world):
+    home = world.home
+    campaign = new_campaign(db, home)
+    org, who = home.org.id, actor(home)
+    with pytest.raises(ServiceError, match="is not archived"):
+        drafting.restore_campaign(db, org, campaign.id, who, NOW)
+    drafting.archive_campaign(db, org, campaign.id, who, NOW)
+    drafting.restore_campaign(db, org, campaign.id, who, NOW)
+    assert not campaign.archived
+    assert "campaign.restored" in [e.action for e in events(db, home, "campaign", campaign.id)]
+    drafting.update_campaign(db, org, campaign.id, CampaignInput("Renamed"), who, NOW)
+    assert campaign.name == "Renamed"
+    with pytest.raises(NotFound):
+        drafting.restore_campaign(db, world.other.org.id, campaign.id, actor(world.other), NOW)

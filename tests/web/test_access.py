@@ -72,6 +72,7 @@ EXPECTED_ROLE = {
     "drafting.new_campaign": Role.STAFF,
     "drafting.edit_campaign": Role.STAFF,
     "drafting.archive_campaign": Role.STAFF,
+    "drafting.restore_campaign": Role.STAFF,
     "drafting.new_message": Role.STAFF,
     "drafting.edit_message": Role.STAFF,
     "drafting.delete_message": Role.STAFF,

@@ -242,6 +242,14 @@ def test_an_archived_campaign_is_read_only(client, world, writer):
     )
     again = client.post(f"/api/v1/campaigns/{campaign.id}/archive", headers=writer)
     assert "already archived" in error(again, 422)["message"]
+    restored = client.post(f"/api/v1/campaigns/{campaign.id}/restore", headers=writer)
+    assert restored.status_code == 200 and restored.json["archived"] is False
+    renamed = client.patch(f"/api/v1/campaigns/{campaign.id}", json={"name": "X"}, headers=writer)
+    assert renamed.status_code == 200
+    twice = client.post(f"/api/v1/campaigns/{campaign.id}/restore", headers=writer)
+    assert "not archived" in error(twice, 422)["message"]
+    elsewhere = world.other.campaign.id
+    assert client.post(f"/api/v1/campaigns/{elsewhere}/restore", headers=writer).status_code == 404
 
 
 def test_deleting_a_variant_and_a_message(client, db, world, writer):

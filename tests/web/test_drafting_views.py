@@ -123,3 +123,26 @@ def test_another_organisations_campaign_cannot_take_a_message(client, auth, worl
     )
     assert response.status_code == 404
     assert db.scalars(select(Message)).all() == before
+
+
+def test_an_archived_campaign_is_listed_apart_and_can_be_restored(client, auth, world, db):
+    auth.login(world.home.staff.email)
+    campaign = world.home.campaign
+    post(client, auth, f"/plan/campaigns/{campaign.id}/archive")
+    plan = client.get("/plan").get_data(as_text=True)
+    assert "Archived campaigns (1)" in plan and campaign.name not in plan
+    archived = client.get("/plan?archived=1").get_data(as_text=True)
+    assert "<h1>Archived campaigns</h1>" in archived and campaign.name in archived
+    page = client.get(f"/plan/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Restore the campaign" in page and "New message" not in page
+    assert "Schedule this framing" not in page
+    response = post(client, auth, f"/plan/campaigns/{campaign.id}/restore")
+    assert response.status_code == 302
+    db.refresh(campaign)
+    assert not campaign.archived
+    assert campaign.name in client.get("/plan").get_data(as_text=True)
+    post(client, auth, f"/plan/campaigns/{campaign.id}/restore")
+    again = client.get(f"/plan/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "is not archived" in again
+    other = post(client, auth, f"/plan/campaigns/{world.other.campaign.id}/restore")
+    assert other.status_code == 404

@@ -353,6 +353,26 @@ def archive_campaign(campaign_id: int) -> Any:
     return answer
 
 
+@bp.post("/campaigns/<int:campaign_id>/restore")
+@spec.validate(
+    headers=IdempotencyHeaders,
+    resp=_responses(200, CampaignDetail, 404, *_POSTED),
+    tags=["campaigns"],
+    security=_BEARER,
+)
+@token_required("posts:write")
+@idempotent
+def restore_campaign(campaign_id: int) -> Any:
+    """Bring an archived campaign back to the plan; it can be changed again. Scope: posts:write."""
+    db = get_session()
+    with _answering():
+        drafting.restore_campaign(db, _org_id(), campaign_id, _actor(), now())
+        restored = campaigns.get_campaign(db, _org_id(), campaign_id)
+    answer = _campaign(restored)
+    _commit()
+    return answer
+
+
 def _merged(body: BaseModel, current: object, names: tuple[str, ...]) -> dict[str, Any]:
     """The current values, overridden by the fields the PATCH body sent."""
     # Only the fields that may be empty are nullable in the schema, so a None sent means "clear".
