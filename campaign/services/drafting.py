@@ -128,27 +128,34 @@ def archive_campaign(
     session: Session, organisation_id: int, campaign_id: int, actor: Actor, now: dt.datetime
 ) -> Campaign:
     """Hide the campaign from planning and freeze it; its posts are left as they are."""
-    _require(actor, organisation_id, Role.STAFF, "archive campaigns")
-    campaign = _campaign(session, organisation_id, campaign_id)
-    if campaign.archived:
-        raise ServiceError(f"The campaign {campaign.name!r} is already archived.")
-    campaign.archived = True
-    session.flush()
-    _audit(session, actor, "campaign.archived", campaign.id, organisation_id, now)
-    return campaign
+    return _set_archived(session, organisation_id, campaign_id, True, actor, now)
 
 
 def restore_campaign(
     session: Session, organisation_id: int, campaign_id: int, actor: Actor, now: dt.datetime
 ) -> Campaign:
     """Bring an archived campaign back to planning; it can be changed again."""
-    _require(actor, organisation_id, Role.STAFF, "restore campaigns")
+    return _set_archived(session, organisation_id, campaign_id, False, actor, now)
+
+
+def _set_archived(
+    session: Session,
+    organisation_id: int,
+    campaign_id: int,
+    archived: bool,
+    actor: Actor,
+    now: dt.datetime,
+) -> Campaign:
+    doing = "archive" if archived else "restore"
+    _require(actor, organisation_id, Role.STAFF, f"{doing} campaigns")
     campaign = _campaign(session, organisation_id, campaign_id)
-    if not campaign.archived:
-        raise ServiceError(f"The campaign {campaign.name!r} is not archived.")
-    campaign.archived = False
+    if campaign.archived == archived:
+        state = "already archived" if archived else "not archived"
+        raise ServiceError(f"The campaign {campaign.name!r} is {state}.")
+    campaign.archived = archived
     session.flush()
-    _audit(session, actor, "campaign.restored", campaign.id, organisation_id, now)
+    action = "campaign.archived" if archived else "campaign.restored"
+    _audit(session, actor, action, campaign.id, organisation_id, now)
     return campaign
 
 

@@ -144,33 +144,30 @@ def edit_campaign(campaign_id: int) -> Any:
 @bp.route("/campaigns/<int:campaign_id>/archive", methods=["POST"])
 @role_required(Role.STAFF)
 def archive_campaign(campaign_id: int) -> Response:
-    db, org_id = get_session(), member().organisation_id
-    try:
-        drafting.archive_campaign(db, org_id, campaign_id, member().actor(), now())
-    except NotFound:
-        abort(404)
-    except ServiceError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("main.campaign_detail", campaign_id=campaign_id))
-    db.commit()
-    flash("Archived: the campaign is kept, read-only, for its reports.", "success")
-    return redirect(url_for("main.plan"))
+    done = "Archived: the campaign is kept, read-only, for its reports."
+    return _campaign_change(campaign_id, drafting.archive_campaign, done, url_for("main.plan"))
 
 
 @bp.route("/campaigns/<int:campaign_id>/restore", methods=["POST"])
 @role_required(Role.STAFF)
 def restore_campaign(campaign_id: int) -> Response:
+    done = "Restored: the campaign is back on the Plan page and can be changed."
+    page = url_for("main.campaign_detail", campaign_id=campaign_id)
+    return _campaign_change(campaign_id, drafting.restore_campaign, done, page)
+
+
+def _campaign_change(campaign_id: int, change: Any, done: str, then: str) -> Response:
     db, org_id = get_session(), member().organisation_id
     try:
-        drafting.restore_campaign(db, org_id, campaign_id, member().actor(), now())
+        change(db, org_id, campaign_id, member().actor(), now())
     except NotFound:
         abort(404)
     except ServiceError as exc:
         flash(str(exc), "error")
         return redirect(url_for("main.campaign_detail", campaign_id=campaign_id))
     db.commit()
-    flash("Restored: the campaign is back on the Plan page and can be changed.", "success")
-    return redirect(url_for("main.campaign_detail", campaign_id=campaign_id))
+    flash(done, "success")
+    return redirect(then)
 
 
 def _campaign_values(found: Any) -> dict[str, str]:

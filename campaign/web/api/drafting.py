@@ -344,11 +344,15 @@ def update_campaign(campaign_id: int) -> Any:
 @idempotent
 def archive_campaign(campaign_id: int) -> Any:
     """Archive a campaign: it leaves the plan and becomes read-only. Scope: posts:write."""
+    return _campaign_change(campaign_id, drafting.archive_campaign)
+
+
+def _campaign_change(campaign_id: int, change: Any) -> Any:
     db = get_session()
     with _answering():
-        drafting.archive_campaign(db, _org_id(), campaign_id, _actor(), now())
-        archived = campaigns.get_campaign(db, _org_id(), campaign_id)
-    answer = _campaign(archived)
+        change(db, _org_id(), campaign_id, _actor(), now())
+        changed = campaigns.get_campaign(db, _org_id(), campaign_id)
+    answer = _campaign(changed)
     _commit()
     return answer
 
@@ -364,13 +368,7 @@ def archive_campaign(campaign_id: int) -> Any:
 @idempotent
 def restore_campaign(campaign_id: int) -> Any:
     """Bring an archived campaign back to the plan; it can be changed again. Scope: posts:write."""
-    db = get_session()
-    with _answering():
-        drafting.restore_campaign(db, _org_id(), campaign_id, _actor(), now())
-        restored = campaigns.get_campaign(db, _org_id(), campaign_id)
-    answer = _campaign(restored)
-    _commit()
-    return answer
+    return _campaign_change(campaign_id, drafting.restore_campaign)
 
 
 def _merged(body: BaseModel, current: object, names: tuple[str, ...]) -> dict[str, Any]:
