@@ -23,7 +23,7 @@ def test_demo_staff_signs_in_reaches_the_dashboard_and_signs_out(page, live_serv
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     sign_in(page, live_server, STAFF)
     expect(page).to_have_url(f"{live_server}/")
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
     expect(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Plan")
     ).to_be_visible()
@@ -50,7 +50,7 @@ def test_dashboard_fits_a_phone_screen(browser, live_server, tmp_path):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     sign_in(page, live_server, STAFF)
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
     overflow = page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )

@@ -17,7 +17,7 @@ def test_staff_can_sign_in_and_reach_the_dashboard(client, auth, world):
     assert response.headers["Location"] == "/"
     page = client.get("/")
     assert page.status_code == 200
-    assert "Dashboard" in page.get_data(as_text=True)
+    assert "<h1>Home</h1>" in page.get_data(as_text=True)
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer(auth, world):
