@@ -17,6 +17,8 @@ Per database it prints, best of --repeat (interleaved), in one run:
 3. the ratio report / (raw SQL + engine); target <= 2;
 4. the same for the framing report over all 20 experiments (`framing_report`, against the raw
    aggregate of all 1,000 posts plus `framing_tag_effects` and `league_table` on it).
+Before timing it checks that both reports give the same clicks and impressions per arm as the
+raw aggregate.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from campaign.models import Post as PostRow  # noqa: E402
 from campaign.models.engagement import TrackedLink  # noqa: E402
 from campaign.services.experiment_reads import slot_label  # noqa: E402
 from campaign.services.experiment_reports import experiment_report  # noqa: E402
-from campaign.services.framing_report import framing_report  # noqa: E402
+from campaign.services.framing_report import framing_report, tagged_experiments  # noqa: E402
 from campaign.services.metric_reads import lateness_allowed  # noqa: E402
 from campaign.services.organisations import create_organisation  # noqa: E402
 
@@ -325,6 +327,21 @@ def engine_compare(rows: list[tuple[Any, ...]]) -> Any:
     return compare(arms)
 
 
+def raw_cells(rows: list[tuple[Any, ...]], ids: list[int]) -> list[list[tuple[int, int]]]:
+    """(clicks, impressions) per experiment and arm position, from the raw aggregate."""
+    cells: dict[tuple[int, int], tuple[int, int]] = {}
+    for e, position, _published_at, impressions, clicks in rows:
+        before = cells.get((e, position), (0, 0))
+        cells[(e, position)] = (before[0] + clicks, before[1] + impressions)
+    return [[cells.get((e, p), (0, 0)) for p in range(ARMS)] for e in ids]
+
+
+def framing_cells(session: Session, org_id: int) -> list[list[tuple[int, int]]]:
+    """(clicks, impressions) per experiment and arm, as the framing report gives the engine."""
+    experiments, _controls, _left_out = tagged_experiments(session, org_id)
+    return [[(a.clicks, a.impressions) for a in e.arms] for e in experiments]
+
+
 def engine_framing(rows: list[tuple[Any, ...]], tags: dict[tuple[int, int], str]) -> Any:
     """The engine on the raw aggregate of all experiments: tag effects and league table."""
     cells: dict[tuple[int, int], list[int]] = {}
@@ -384,6 +401,10 @@ def run(kind: str, posts: int, snapshots: int, repeat: int) -> None:
             keys = ("exp", "exp_sql", "exp_stats", "fr", "fr_sql", "fr_stats")
             steps: dict[str, list[float]] = {k: [] for k in keys}
             all_rows = raw_aggregate(session, kind, exp_ids)
+            # The framing report adds up its arms in the database: same totals per arm.
+            assert framing_cells(session, org_id) == raw_cells(all_rows, exp_ids), (
+                "the framing report and the raw aggregate disagree"
+            )
             for _ in range(repeat):
                 steps["exp"].append(best(lambda: experiment_report(session, one, org_id, NOW), 1))
                 steps["exp_sql"].append(best(lambda: raw_aggregate(session, kind, [one]), 1))

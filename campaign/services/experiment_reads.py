@@ -5,6 +5,10 @@ For each post: its published deliveries, the latest metric snapshot at or before
 (clicked_at <= published_at + age). Clicks come from the app's tracked links where the delivery
 has one (first-party, bots left out, exact timing); otherwise from the network's own link-click
 figure in the snapshot; otherwise they are unknown. Posts are never queried one by one.
+
+`arm_totals` gives each post's figures (the experiment report needs them: post-level analysis,
+slots, posts left out); `rate_sums` gives only each arm's clicks-per-impression totals, added
+up in the database in one statement (the framing report, over every experiment).
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Interval, bindparam, exists, func, select
+from sqlalchemy import Integer, Interval, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import Session
 
-from campaign.models import Channel, Delivery
+from campaign.models import Channel, Delivery, ExperimentArm, ExperimentSlot
 from campaign.models.engagement import LinkClick, TrackedLink
 from campaign.models.metrics import MetricSnapshot
 from campaign.services import metric_reads
@@ -97,6 +101,17 @@ def _cutoff(dialect: str) -> Any:
     return Delivery.published_at + bindparam("after", type_=Interval())
 
 
+def _tracked_clicks(dialect: str) -> Any:
+    """SQL for the delivery's tracked-link clicks made up to the age (parameter `after`)."""
+    return (
+        select(func.count(LinkClick.id))
+        .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
+        .where(TrackedLink.delivery_id == Delivery.id)
+        .where(LinkClick.clicked_at <= _cutoff(dialect))
+        .scalar_subquery()
+    )
+
+
 def _statements(dialect: str) -> tuple[Any, Any]:
     """(deliveries with snapshot id and tracked clicks, chosen snapshots' figures), built once
     per dialect so that each report pays neither construction nor compilation."""
@@ -104,13 +119,7 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     if found is not None:
         return found
     linked = exists().where(TrackedLink.delivery_id == Delivery.id)
-    clicks = (
-        select(func.count(LinkClick.id))
-        .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
-        .where(TrackedLink.delivery_id == Delivery.id)
-        .where(LinkClick.clicked_at <= _cutoff(dialect))
-        .scalar_subquery()
-    )
+    clicks = _tracked_clicks(dialect)
     age = bindparam("age", type_=Integer())
     deliveries = (
         select(
@@ -139,6 +148,13 @@ def _statements(dialect: str) -> tuple[Any, Any]:
 _STATEMENTS: dict[str, tuple[Any, Any]] = {}
 
 
+def _after(dialect: str, age_seconds: int) -> Any:
+    """The `after` parameter of `_cutoff`: a SQLite date modifier or a PostgreSQL interval."""
+    if dialect == "sqlite":
+        return f"+{age_seconds} seconds"
+    return dt.timedelta(seconds=age_seconds)
+
+
 def _deliveries(
     session: Session, post_ids: list[int], age_seconds: int
 ) -> tuple[Sequence[Any], dict[int, Any]]:
@@ -151,11 +167,8 @@ def _deliveries(
     connection = session.connection()
     dialect = connection.dialect.name
     deliveries_sql, figures_sql = _statements(dialect)
-    after: Any = (
-        f"+{age_seconds} seconds" if dialect == "sqlite" else dt.timedelta(seconds=age_seconds)
-    )
     deliveries = connection.execute(
-        deliveries_sql, {"ids": post_ids, "age": age_seconds, "after": after}
+        deliveries_sql, {"ids": post_ids, "age": age_seconds, "after": _after(dialect, age_seconds)}
     ).all()
     chosen = sorted({d.snapshot_id for d in deliveries if d.snapshot_id is not None})
     figures = {}
@@ -225,3 +238,107 @@ def arm_totals(
         )
         for name, ids in arms
     ]
+
+
+@dataclass(frozen=True)
+class RateSums:
+    """One arm's clicks-per-impression totals over its measured posts (as `ArmTotals` counts
+    them), without the per-post records."""
+
+    arm_id: int
+    impressions: int
+    clicks: int
+
+
+def _sums_statement(dialect: str) -> Any:
+    """Per arm of the experiments `ids`, the impressions and clicks of its measured posts at
+    the age: `arm_totals`' figures for clicks per impression, added up in the database.
+
+    Per delivery (materialised, so each seek and click count runs once): the chosen snapshot
+    (`metric_reads.snapshot_at_age_id`, any source) and the tracked clicks up to the age. Per
+    post: the sums over its published deliveries, unknown when any delivery lacks the figure;
+    clicks are tracked where the delivery has a tracked link, else the snapshot's link clicks.
+    A post counts when both figures are known and clicks do not exceed impressions. Built once
+    per dialect.
+    """
+    found = _SUMS.get(dialect)
+    if found is not None:
+        return found
+    age = bindparam("age", type_=Integer())
+    slots = ExperimentSlot
+    chosen = (
+        select(
+            Delivery.post_id,
+            metric_reads.snapshot_at_age_id(Delivery.id, age, None).label("snapshot_id"),
+            exists().where(TrackedLink.delivery_id == Delivery.id).label("linked"),
+            _tracked_clicks(dialect).label("tracked"),
+        )
+        .where(
+            Delivery.post_id.in_(select(slots.post_id).where(ids_in(slots.experiment_id, dialect)))
+        )
+        .where(Delivery.status == "published")
+        .where(Delivery.published_at.is_not(None))
+        .cte("chosen")
+        .prefix_with("MATERIALIZED")
+    )
+    snap = MetricSnapshot
+    delivery_clicks = case((chosen.c.linked, chosen.c.tracked), else_=snap.link_clicks)
+
+    def known_sum(value: Any) -> Any:
+        # NULL when any delivery of the post lacks the figure (count skips NULLs).
+        return case((func.count(value) == func.count(), func.sum(value)))
+
+    posts = (
+        select(
+            chosen.c.post_id,
+            known_sum(snap.impressions).label("impressions"),
+            known_sum(delivery_clicks).label("clicks"),
+        )
+        .select_from(chosen)
+        .outerjoin(snap, snap.id == chosen.c.snapshot_id)
+        .group_by(chosen.c.post_id)
+        .subquery("post_figures")
+    )
+    arm = ExperimentArm
+    statement = (
+        select(
+            slots.arm_id,
+            func.sum(posts.c.impressions).label("impressions"),
+            func.sum(posts.c.clicks).label("clicks"),
+        )
+        .join(arm, and_(arm.id == slots.arm_id, arm.experiment_id == slots.experiment_id))
+        .join(posts, posts.c.post_id == slots.post_id)
+        .where(ids_in(slots.experiment_id, dialect))
+        .where(posts.c.impressions.is_not(None))
+        .where(posts.c.clicks.is_not(None))
+        .where(posts.c.clicks <= posts.c.impressions)
+        .group_by(slots.arm_id)
+    )
+    _SUMS[dialect] = statement
+    return statement
+
+
+_SUMS: dict[str, Any] = {}
+
+
+def rate_sums(
+    session: Session, experiment_ids: Sequence[int], age_seconds: int
+) -> dict[int, RateSums]:
+    """Per arm id of these experiments, clicks-per-impression totals at `age_seconds`, in one
+    statement. Equal to `arm_totals(...)`'s `impressions` and `clicks` per arm for
+    CLICKS_PER_IMPRESSION; arms without a measured post are absent (zero). Reads through the
+    session's connection, so pending ORM changes must be flushed first (the framing report's
+    experiments query, an ORM execute, does)."""
+    if not experiment_ids:
+        return {}
+    connection = session.connection()
+    dialect = connection.dialect.name
+    rows = connection.execute(
+        _sums_statement(dialect),
+        {
+            "ids": sorted(set(experiment_ids)),
+            "age": age_seconds,
+            "after": _after(dialect, age_seconds),
+        },
+    ).all()
+    return {row.arm_id: RateSums(row.arm_id, int(row.impressions), int(row.clicks)) for row in rows}

@@ -190,14 +190,18 @@ def report_text(report: ExperimentReport) -> str:
         lines.append(f"What the numbers say now: {report.summary}")
     lines.append(report.progress.sentence)
     lines.append("")
+    no_data = not any(row.posts_measured for row in report.arms)
     for row in report.arms:
         label = f"{row.name}{' (control)' if row.control else ''}"
         posts = f"{row.posts_measured}/{row.posts_published} posts measured"
-        if row.rate is not None or row.impressions is not None:
+        if no_data:
+            lines.append(f"  {label}: no data yet; {posts}")
+        elif row.rate is not None or row.impressions is not None:
             rate = "—" if row.rate is None else f"{row.rate * 1000:.3g}"
+            # An arm without impressions has no range to speak of (the engine's is 0 to 100%).
             interval = (
                 f" ({row.wilson_95[0] * 1000:.3g} to {row.wilson_95[1] * 1000:.3g})"
-                if row.wilson_95
+                if row.wilson_95 and row.impressions
                 else ""
             )
             best = "" if row.prob_best is None else f", {row.prob_best:.0%} chance of being best"

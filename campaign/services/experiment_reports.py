@@ -294,7 +294,9 @@ def build_report(
     slot_counts = _slot_counts(slots)
     metric = exp.primary_metric
     comparison: CompareResult | PerPostComparison | None
-    if len(totals) < 2:
+    if len(totals) < 2 or not any(t.measured for t in totals):
+        # No measured post at all: nothing for the engine to compare (it would show a 0-100%
+        # interval per arm and warn about totals), so the report says there is no data yet.
         comparison = None
     elif metric == CLICKS_PER_IMPRESSION:
         comparison = verdicts.compare_totals(totals, exp.alpha)

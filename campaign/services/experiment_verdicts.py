@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from campaign.analysis.results import ComparisonResult
     from campaign.services.experiment_reports import ArmRow, ExperimentInfo, Progress
 
+# The verdict and summary while no post of the experiment has figures at the age.
+NO_DATA = "No data yet: no post of this experiment has figures at the report age."
+
 
 def compare_totals(totals: Sequence[ArmTotals], alpha: float) -> CompareResult:
     """The engine's comparison of clicks per impression over the measured posts, control first."""
@@ -182,6 +185,8 @@ def verdict(
         else "Not enough evidence yet."
     )
     if comparison is None:
+        if not any(t.measured for t in totals):
+            return "not_enough_data", NO_DATA, NO_DATA
         return "not_enough_data", not_yet, "Some arm has no measured post yet."
     if isinstance(comparison, CompareResult):
         if info.verdict_rule == "sequential":
@@ -294,7 +299,7 @@ def warnings(
             f"{waiting} post{'s' if waiting != 1 else ''} of this experiment "
             f"{'are' if waiting != 1 else 'is'} not published yet."
         )
-    if info.verdict_rule == "planned" and info.status == "running":
+    if info.verdict_rule == "planned" and info.status == "running" and comparison is not None:
         out.append(
             "The probabilities describe the data so far; with a planned sample the verdict "
             "waits for the plan, however the numbers look today."
