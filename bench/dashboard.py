@@ -1,22 +1,26 @@
 """Benchmark the manager dashboard /dashboard against the same server's static /healthz.
 
 Run: .venv/bin/python bench/dashboard.py [--db sqlite|postgresql|both] [--posts 3000]
-     [--requests 1000] [--clients 20]
+     [--requests 1000] [--clients 20] [--gunicorn WORKERS]
 
 For each database (a SQLite file in WAL mode; a throwaway PostgreSQL cluster) it:
 1. migrates a fresh database, loads the demo organisation (six weeks of history) and adds
    `--posts` generated published posts over the last 80 days, spread over four channels (two of
    them without impressions, like Mastodon), the demo's framings, with readings at 1 h, 24 h,
    7 d and "latest" and tracked-link clicks (about 10 a post), written in bulk;
-2. starts the production server, `campaign serve --no-worker` (waitress, [server] threads), as
-   a subprocess on a free loopback port (bench/redirect.py's start_server);
+2. starts the production server as a subprocess on a free loopback port: by default
+   `campaign serve --no-worker` (one waitress process, [server] threads; bench/redirect.py's
+   start_server), or with `--gunicorn N` the README's several-process deployment,
+   `gunicorn --workers N --threads 4 'campaign:create_app()'`;
 3. signs `--clients` keep-alive `requests` sessions in as the demo manager, then runs them
    against /healthz and against each dashboard path: `--requests` requests per path after a
    warm-up of 10 %;
    The last path asks for a different period each time, so it measures the sums made afresh
-   (the others are mostly answered from the page's one-minute cache of recent views);
+   (the others are mostly answered from the page's one-minute cache of recent views: the sums
+   and the content rendered from them);
 4. prints requests/s and p50/p95/p99 latency, and checks that every dashboard answer was a 200
-   with its table; then ends the server by its pid.
+   with its table (a failure lists the statuses, 0 for no answer, and the server log's last
+   lines); then ends the server by its pid (gunicorn: its master, which stops its workers).
 The target (DESIGN.md): the dashboard's p95 under 100 ms with 20 concurrent clients.
 """
 
@@ -28,6 +32,9 @@ import hashlib
 import os
 import random
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,7 +42,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from redirect import Run, database, free_port, start_server, stop_server
+from redirect import SECRET_KEY, Run, database, free_port, start_server, stop_server
 from sqlalchemy import insert, select, text
 
 from campaign.db import make_engine, make_session_factory
@@ -54,6 +61,8 @@ PATHS = (
     "/dashboard?from={from}",
 )
 AGES = ((3600, "1h"), (86400, "24h"), (7 * 86400, "7d"))
+# Threads per gunicorn process (the README's deployment example).
+GUNICORN_THREADS = 4
 
 
 def seed(url: str, posts: int) -> int:
@@ -214,7 +223,13 @@ def hammer(sessions: list[requests.Session], base: str, path: str, total: int) -
             first = dt.date.today() - dt.timedelta(days=84 + (index * 997 + n) % 900)
             target = base + path.replace("{from}", first.isoformat())
             began = time.perf_counter()
-            response = session.get(target, allow_redirects=False, timeout=30)
+            try:
+                response = session.get(target, allow_redirects=False, timeout=30)
+            except requests.RequestException:
+                # No answer (a timeout, or the connection closed): counted as status 0.
+                latencies[index].append(time.perf_counter() - began)
+                statuses[index][0] = statuses[index].get(0, 0) + 1
+                continue
             latencies[index].append(time.perf_counter() - began)
             # A dashboard answer must hold the table (a filter problem would be a 400).
             ok = response.status_code == 200 and (path == "/healthz" or "<tbody>" in response.text)
@@ -236,13 +251,64 @@ def hammer(sessions: list[requests.Session], base: str, path: str, total: int) -
     return Run(path, total, seconds, [x for part in latencies for x in part], merged)
 
 
-def bench(kind: str, posts: int, total: int, clients: int) -> tuple[int, list[Run]]:
+def start_gunicorn(url: str, workdir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The README's deployment with several web processes: gunicorn, `workers` processes of
+    GUNICORN_THREADS threads, on a loopback port, logging to server.log in `workdir`."""
+    env = {k: v for k, v in os.environ.items() if k != "CAMPAIGN_CONFIG"} | {
+        "CAMPAIGN_DATABASE__URL": url,
+        "CAMPAIGN_APP__ENV": "testing",
+        "CAMPAIGN_APP__SECRET_KEY": SECRET_KEY,
+        "CAMPAIGN_APP__INSTANCE_PATH": str(workdir),
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [str(gunicorn), "--workers", str(workers), "--threads", str(GUNICORN_THREADS)]
+    with (workdir / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--bind", f"127.0.0.1:{port}", "campaign:create_app()"],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"gunicorn exited; see {workdir / 'server.log'}")
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
+                    return process
+            except requests.RequestException:
+                pass  # not listening yet, or its workers still starting
+            time.sleep(0.2)
+        raise SystemExit("gunicorn did not answer /healthz within 60 s")
+    except BaseException:
+        stop_gunicorn(process)
+        raise
+
+
+def stop_gunicorn(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the gunicorn master by its pid: it stops its own worker processes."""
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def bench(kind: str, posts: int, total: int, clients: int, workers: int) -> tuple[int, list[Run]]:
+    """Seed a database of this kind, start the server (`workers` gunicorn processes, or 0:
+    one waitress process), and hammer each path."""
     with tempfile.TemporaryDirectory(prefix="campaign-dashboard-") as tmp:
         workdir = Path(tmp)
         with database(kind, workdir) as url:
             rows = seed(url, posts)
             port = free_port()
-            process = start_server(url, workdir, port, 30.0)
+            if workers:
+                process = start_gunicorn(url, workdir, port, workers)
+            else:
+                process = start_server(url, workdir, port, 30.0)
             try:
                 base = f"http://127.0.0.1:{port}"
                 sessions = [signed_in(base) for _ in range(clients)]
@@ -253,7 +319,11 @@ def bench(kind: str, posts: int, total: int, clients: int) -> tuple[int, list[Ru
                 for session in sessions:
                     session.close()
             finally:
-                stop_server(process)
+                (stop_gunicorn if workers else stop_server)(process)
+            if any(set(run.statuses) != {200} for run in runs):
+                # What the server said about the failures (timeouts, restarted workers, ...).
+                lines = (workdir / "server.log").read_text(errors="replace").splitlines()
+                print(f"server.log ({kind}), last lines:", *lines[-15:], sep="\n  ")
     return rows, runs
 
 
@@ -263,15 +333,31 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=3000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--gunicorn",
+        type=int,
+        default=0,
+        metavar="WORKERS",
+        help=f"serve with gunicorn, this many processes of {GUNICORN_THREADS} threads "
+        "(default: one `campaign serve` waitress process)",
+    )
     args = parser.parse_args()
+    if args.gunicorn < 0 or args.clients < 1 or args.requests < 1 or args.posts < 0:
+        parser.error("--gunicorn, --posts must be 0 or more; --clients, --requests 1 or more")
     kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    server = (
+        f"gunicorn, {args.gunicorn} processes x {GUNICORN_THREADS} threads"
+        if args.gunicorn
+        else "campaign serve (one waitress process)"
+    )
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"demo + {args.posts} posts, {args.requests} requests per path, {args.clients} clients")
+    print(f"server: {server}")
     print("| database | path | requests/s | p50 ms | p95 ms | p99 ms | all 200 |")
     print("|---|---|---:|---:|---:|---:|---|")
     ok = True
     for kind in kinds:
-        _rows, runs = bench(kind, args.posts, args.requests, args.clients)
+        _rows, runs = bench(kind, args.posts, args.requests, args.clients, args.gunicorn)
         for run in runs:
             good = run.statuses == {200: run.requests}
             ok = ok and good

@@ -14,12 +14,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
-from sqlalchemy.orm import Session
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
+from campaign.db import read_only
 from campaign.models import Organisation, Role
 from campaign.services import dashboard as service
 from campaign.services.calendar_view import local_today, parse_day
@@ -33,6 +35,9 @@ DEFAULT_WEEKS = 12
 # Figures on the page may be this old; the page says so. Sorting by another column, switching
 # the trend's figure and exporting reuse the sums instead of reading every post again.
 CACHE_SECONDS, CACHE_SIZE = 60.0, 64
+# Query strings rendered per cached view (sort orders, trend figures, ...), the latest kept:
+# a page is about 15 kB, so at most CACHE_SIZE x 8 x 15 kB (under 8 MB) a process.
+PAGES_PER_VIEW = 8
 DEFAULT_AGE = "24h"
 _ID = re.compile(r"[0-9]{1,10}")
 _MAX_ID = 2**31 - 1
@@ -150,44 +155,74 @@ def read_filters(
     return Asked(filters, age_label, trend, problems)
 
 
-def _asked() -> tuple[Asked, service.Options, service.Dashboard | None]:
+@dataclass(frozen=True)
+class Fragment:
+    """The page's content for one view as rendered, and whether it draws a chart."""
+
+    html: Markup
+    chart: bool
+
+
+class Sums:
+    """One view's sums, the filter form's options they were checked against, and the content
+    rendered from them for each query string asking for that view (sort, trend and all)."""
+
+    def __init__(self, found: service.Dashboard, known: service.Options) -> None:
+        self.found, self.known = found, known
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[Hashable, Fragment] = OrderedDict()
+
+    def page(self, args: Hashable) -> Fragment | None:
+        with self._lock:
+            return self._pages.get(args)
+
+    def keep(self, args: Hashable, fragment: Fragment) -> None:
+        with self._lock:
+            self._pages[args] = fragment
+            while len(self._pages) > PAGES_PER_VIEW:
+                self._pages.popitem(last=False)
+
+
+@dataclass
+class View:
+    """What a request asks for and, unless it asks for something wrong, the sums to show."""
+
+    asked: Asked
+    known: service.Options
+    sums: Sums | None = None
+
+    @cached_property
+    def found(self) -> service.Dashboard | None:
+        """The sums in the order asked for."""
+        if self.sums is None:
+            return None
+        filters = self.asked.filters
+        return service.sorted_by(self.sums.found, filters.sort, filters.descending)
+
+
+def _view() -> View:
     organisation: Organisation = member().membership.organisation
-    ages = {w.label: w.seconds for w in windows_from(state().settings.metrics.ages)}
     asked = read_filters(
-        request.args, organisation, ages, local_today(organisation.timezone, now())
+        request.args, organisation, _ages(), local_today(organisation.timezone, now())
     )
-    db = get_session()
-    known = service.options(db, organisation.id)
+    # Sorting is done on the sums, so every order of one view shares one cache entry. The
+    # filters hold the organisation: one organisation's entry is never another's.
+    key = (replace(asked.filters, sort="posts", descending=True), organisation.timezone)
+    cache = _cache()
+    sums = None if asked.problems else cache.get(key)
+    # Cached sums were made for filters checked against these options; they are checked
+    # again (the sort, which the key leaves out), without reading the options again.
+    known = sums.known if sums else service.options(get_session(), organisation.id)
     try:
         service.check_filters(asked.filters, known)
     except service.FilterError as exc:
         asked.problems.extend(exc.problems)
     if asked.problems:
-        return asked, known, None
-    # Sorting is done on the sums, so every order of one view shares one cache entry.
-    key = (replace(asked.filters, sort="posts", descending=True), organisation.timezone)
-    cache = _cache()
-    found = cache.get(key)
-    if found is None:
-        found = service.dashboard(db, key[0], organisation.timezone, now())
-        cache.put(key, found)
-    _end_reading(db)
-    return asked, known, service.sorted_by(found, asked.filters.sort, asked.filters.descending)
-
-
-def _end_reading(db: Session) -> None:
-    """End the request's read transaction before the page is rendered.
-
-    On SQLite every transaction holds the database's write lock (BEGIN IMMEDIATE), so a page
-    that renders inside one queues every other request behind its rendering. What the page
-    layout reads of the member (memberships and their organisations) is loaded first; the
-    session keeps it after the commit.
-    """
-    user = member()
-    for membership in user.user.memberships:
-        _ = membership.organisation.name
-    _ = user.membership.organisation.name
-    db.commit()
+        return View(asked, known)
+    if sums is None:
+        sums = Sums(service.dashboard(get_session(), key[0], organisation.timezone, now()), known)
+        cache.put(key, sums)
+    return View(asked, known, sums)
 
 
 class ResultCache:
@@ -197,16 +232,16 @@ class ResultCache:
     def __init__(self, seconds: float = CACHE_SECONDS, size: int = CACHE_SIZE) -> None:
         self.seconds, self.size = seconds, size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[float, service.Dashboard]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Sums]] = OrderedDict()
 
-    def get(self, key: Hashable) -> service.Dashboard | None:
+    def get(self, key: Hashable) -> Sums | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] <= time.monotonic():
                 return None
             return entry[1]
 
-    def put(self, key: Hashable, found: service.Dashboard) -> None:
+    def put(self, key: Hashable, found: Sums) -> None:
         with self._lock:
             self._entries[key] = (time.monotonic() + self.seconds, found)
             self._entries.move_to_end(key)
@@ -219,15 +254,24 @@ def _cache() -> ResultCache:
     return found
 
 
-@bp.route("/dashboard")
-@role_required(Role.STAFF)
-def index() -> Any:
-    asked, known, found = _asked()
-    page = render_template(
-        "dashboard/index.html",
+def _ages() -> dict[str, int]:
+    return {w.label: w.seconds for w in windows_from(state().settings.metrics.ages)}
+
+
+def _query() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The dashboard's parameters as asked, in their order: all the content depends on."""
+    return tuple((k, tuple(request.args.getlist(k))) for k in request.args if k in PARAMETERS)
+
+
+def _content(view: View) -> Fragment:
+    """The page's content: the filter form, the table and the trend (no member's details)."""
+    asked, found = view.asked, view.found
+    chart = _chart(found, asked.trend) if found else None
+    html = render_template(
+        "dashboard/_content.html",
         asked=asked,
         filters=asked.filters,
-        known=known,
+        known=view.known,
         found=found,
         groupings=service.GROUPINGS,
         columns=COLUMNS,
@@ -238,17 +282,44 @@ def index() -> Any:
         sort_href=_sort_href,
         trend_href=lambda key: url_for("dashboard.index", **_args(trend=key)),
         csv_href=url_for("dashboard.export_csv", **_args()),
-        chart=_chart(found, asked.trend) if found else None,
+        chart=chart,
     )
-    return (page, 400) if asked.problems else page
+    # Rendered by Jinja with autoescaping: every value in it is escaped already.
+    return Fragment(Markup(html), chart is not None)  # noqa: S704
+
+
+# The read-only mark comes before the role check, so that loading the member, too, happens in
+# the read-only transaction (on SQLite a deferred one, which neither waits for nor holds up
+# writers).
+@bp.route("/dashboard")
+@read_only()
+@role_required(Role.STAFF)
+def index() -> Any:
+    view = _view()
+    if view.sums is None:
+        fragment = _content(view)
+    else:
+        # The content of a view already shown in the last minute, as it was rendered: the same
+        # sums, options and query string give the same content.
+        query = _query()
+        cached = view.sums.page(query)
+        if cached is None:
+            fragment = _content(view)
+            view.sums.keep(query, fragment)
+        else:
+            fragment = cached
+    page = render_template("dashboard/index.html", content=fragment.html, chart=fragment.chart)
+    return (page, 400) if view.asked.problems else page
 
 
 @bp.route("/dashboard.csv")
+@read_only()
 @role_required(Role.STAFF)
 def export_csv() -> Response:
-    asked, _known, found = _asked()
+    view = _view()
+    found = view.found
     if found is None:
-        message = "The dashboard could not be exported. " + " ".join(asked.problems)
+        message = "The dashboard could not be exported. " + " ".join(view.asked.problems)
         return Response(message + "\n", status=400, mimetype="text/plain")
     body = write([list(CSV_COLUMNS), *(_csv_line(row) for row in found.rows)])
     filters = found.filters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
+from campaign.db import read_only
 from campaign.models import Role
 from campaign.services import NotFound, campaigns
 from campaign.web.auth import member, role_required
@@ -13,6 +14,7 @@ bp = Blueprint("main", __name__)
 
 
 @bp.route("/")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def dashboard() -> str:
     db, org_id = get_session(), member().organisation_id
@@ -26,6 +28,7 @@ def dashboard() -> str:
 
 
 @bp.route("/plan")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def plan() -> str:
     db, org_id = get_session(), member().organisation_id
@@ -38,6 +41,7 @@ def plan() -> str:
 
 
 @bp.route("/plan/campaigns/<int:campaign_id>")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def campaign_detail(campaign_id: int) -> str:
     try:
@@ -48,6 +52,7 @@ def campaign_detail(campaign_id: int) -> str:
 
 
 @bp.route("/reports")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def reports() -> str:
     return render_template("main/reports.html")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, render_template, request
 
+from campaign.db import read_only
 from campaign.models import Role
 from campaign.services import NotFound
 from campaign.web.auth import member, role_required
@@ -97,6 +98,7 @@ def calculator() -> str:
 
 
 @bp.route("/experiments/<int:experiment_id>/report")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def experiment_report(experiment_id: int) -> str:
     """An experiment's report from stored figures; any member of the organisation may read it."""
@@ -137,6 +139,7 @@ def experiment_report(experiment_id: int) -> str:
 
 
 @bp.route("/reports/framing")
+@read_only()  # before the role check: the member is read in it too
 @role_required(Role.STAFF)
 def framing() -> str:
     """Framing tags pooled across the organisation's experiments, shrunken and ranked."""
