@@ -36,13 +36,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import requests
-from redirect import SECRET_KEY, Run, database, free_port, start_server, stop_server
+from common import Run, closed_loop, database
+from redirect import SECRET_KEY, free_port, start_server, stop_server
 from sqlalchemy import insert, select, text
 
 from campaign.db import make_engine, make_session_factory
@@ -209,46 +209,20 @@ def signed_in(base: str) -> requests.Session:
 
 def hammer(sessions: list[requests.Session], base: str, path: str, total: int) -> Run:
     """`total` GETs of `path`, shared between the signed-in sessions, one thread each."""
-    clients = len(sessions)
-    share = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    statuses: list[dict[int, int]] = [{} for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
 
-    def client(index: int) -> None:
-        session = sessions[index]
-        start.wait()
-        for n in range(share[index]):
-            # 900 periods in turn: with 64 views cached, a period is never still cached.
-            first = dt.date.today() - dt.timedelta(days=84 + (index * 997 + n) % 900)
-            target = base + path.replace("{from}", first.isoformat())
-            began = time.perf_counter()
-            try:
-                response = session.get(target, allow_redirects=False, timeout=30)
-            except requests.RequestException:
-                # No answer (a timeout, or the connection closed): counted as status 0.
-                latencies[index].append(time.perf_counter() - began)
-                statuses[index][0] = statuses[index].get(0, 0) + 1
-                continue
-            latencies[index].append(time.perf_counter() - began)
-            # A dashboard answer must hold the table (a filter problem would be a 400).
-            ok = response.status_code == 200 and (path == "/healthz" or "<tbody>" in response.text)
-            status = response.status_code if ok else -response.status_code
-            statuses[index][status] = statuses[index].get(status, 0) + 1
+    def send(session: requests.Session, index: int, n: int) -> int:
+        # 900 periods in turn: with 64 views cached, a period is never still cached.
+        first = dt.date.today() - dt.timedelta(days=84 + (index * 997 + n) % 900)
+        target = base + path.replace("{from}", first.isoformat())
+        try:
+            response = session.get(target, allow_redirects=False, timeout=30)
+        except requests.RequestException:
+            return 0  # no answer (a timeout, or the connection closed)
+        # A dashboard answer must hold the table (a filter problem would be a 400).
+        ok = response.status_code == 200 and (path == "/healthz" or "<tbody>" in response.text)
+        return response.status_code if ok else -response.status_code
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    merged: dict[int, int] = {}
-    for counted in statuses:
-        for status, n in counted.items():
-            merged[status] = merged.get(status, 0) + n
-    return Run(path, total, seconds, [x for part in latencies for x in part], merged)
+    return closed_loop(sessions, path, total, send)
 
 
 def start_gunicorn(url: str, workdir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:

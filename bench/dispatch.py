@@ -21,7 +21,6 @@ with the database calls it makes per delivery and per batch.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import datetime as dt
 import multiprocessing
@@ -36,17 +35,16 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import database
 from sqlalchemy import Engine, bindparam, event, func, insert, select, text
 
 from campaign import create_app
 from campaign.config import load_settings
 from campaign.db import database_now, make_engine, make_session_factory
-from campaign.migrate import upgrade
 from campaign.models import Channel, Delivery, OutboxEntry, Post, WorkerHeartbeat
 from campaign.services.organisations import create_organisation
 from campaign.web.context import state
@@ -76,23 +74,6 @@ class Result:
 
 
 # --- databases and seeding ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh, migrated database of this kind; yields its URL."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-        upgrade(url)
-        yield url
-        return
-    sys.path.insert(0, str(ROOT))
-    from tests.pgserver import create_database, running_postgres
-
-    with running_postgres() as server:
-        url = create_database(server, "campaign_bench")
-        upgrade(url)
-        yield url
 
 
 def seed_channel(engine: Engine) -> int:

@@ -32,7 +32,6 @@ off).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import gc
 import io
@@ -42,7 +41,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,10 @@ from sqlalchemy import delete, func, select, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import database  # noqa: E402
+
 from campaign.config import Settings  # noqa: E402
 from campaign.db import make_engine, make_session_factory  # noqa: E402
-from campaign.migrate import upgrade  # noqa: E402
 from campaign.models import Vacancy, VacancySource  # noqa: E402
 from campaign.services.organisations import create_organisation  # noqa: E402
 from campaign.services.vacancy_sources import poll_source  # noqa: E402
@@ -186,22 +186,6 @@ def measure(steps: list[Step], repeat: int) -> dict[str, tuple[float, float]]:
 # --- the databases --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh, migrated database of this kind; yields its URL."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'ingest.sqlite3'}"
-        upgrade(url)
-        yield url
-        return
-    from tests.pgserver import create_database, running_postgres
-
-    with running_postgres() as server:
-        url = create_database(server, "campaign_ingest_bench")
-        upgrade(url)
-        yield url
-
-
 def fetcher(body: bytes, etag: str, not_modified: bool = False) -> Callable[..., FetchResult]:
     def fetch(url: str, **_kwargs: Any) -> FetchResult:
         if not_modified:
@@ -231,7 +215,7 @@ def run_database(
     """The poll steps on one database (with the bare parse timed in the same rounds), and how
     many vacancies the full ingest stored."""
     settings = Settings()
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp), "ingest_bench") as url:
         engine = make_engine(url)
         factory = make_session_factory(engine)
         with factory.begin() as session:

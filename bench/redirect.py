@@ -29,18 +29,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from common import Run, closed_loop, database
 from sqlalchemy import func, select
 
 from campaign.db import make_engine, make_session_factory
-from campaign.migrate import upgrade
 from campaign.models import Channel, Delivery, Post
 from campaign.models.engagement import LinkClick
 from campaign.services.links import ensure_links
@@ -52,40 +49,6 @@ BROWSER = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-
-
-@dataclass
-class Run:
-    path: str
-    requests: int
-    seconds: float
-    latencies: list[float]
-    statuses: dict[int, int]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh, migrated database of this kind; yields its URL."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-        upgrade(url)
-        yield url
-        return
-    sys.path.insert(0, str(ROOT))
-    from tests.pgserver import create_database, running_postgres
-
-    with running_postgres() as server:
-        url = create_database(server, "campaign_bench")
-        upgrade(url)
-        yield url
 
 
 def seed_link(url: str) -> str:
@@ -183,35 +146,18 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def hammer(base: str, path: str, total: int, clients: int) -> Run:
     """`total` GETs of `path` from `clients` threads, each with its own keep-alive session."""
-    share = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    statuses: list[dict[int, int]] = [{} for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
+    sessions = [requests.Session() for _ in range(clients)]
+    for session in sessions:
+        session.headers["User-Agent"] = BROWSER
 
-    def client(index: int) -> None:
-        with requests.Session() as session:
-            session.headers["User-Agent"] = BROWSER
-            start.wait()
-            for _ in range(share[index]):
-                began = time.perf_counter()
-                response = session.get(base + path, allow_redirects=False, timeout=30)
-                latencies[index].append(time.perf_counter() - began)
-                counted = statuses[index]
-                counted[response.status_code] = counted.get(response.status_code, 0) + 1
+    def send(session: requests.Session, index: int, n: int) -> int:
+        return session.get(base + path, allow_redirects=False, timeout=30).status_code
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    merged: dict[int, int] = {}
-    for counted in statuses:
-        for status, n in counted.items():
-            merged[status] = merged.get(status, 0) + n
-    return Run(path, total, seconds, [x for part in latencies for x in part], merged)
+    try:
+        return closed_loop(sessions, path, total, send)
+    finally:
+        for session in sessions:
+            session.close()
 
 
 def bench(kind: str, total: int, clients: int, cache_seconds: float) -> tuple[Run, Run, bool]:

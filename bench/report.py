@@ -24,7 +24,6 @@ raw aggregate.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import gc
 import random
@@ -32,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import database  # noqa: E402
 
 from campaign.analysis import (  # noqa: E402
     Arm,
@@ -52,7 +53,6 @@ from campaign.analysis import (  # noqa: E402
 )
 from campaign.analysis import Experiment as TaggedExperiment  # noqa: E402
 from campaign.db import make_engine, make_session_factory  # noqa: E402
-from campaign.migrate import upgrade  # noqa: E402
 from campaign.models import (  # noqa: E402
     Campaign,
     Channel,
@@ -82,22 +82,6 @@ COLUMNS = (
     'delivery_id, "window", source, window_seconds, collected_at, age_seconds, impressions, '
     "link_clicks, likes"
 )
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh, migrated database of this kind; yields its URL."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'report.sqlite3'}"
-        upgrade(url)
-        yield url
-        return
-    from tests.pgserver import create_database, running_postgres
-
-    with running_postgres() as server:
-        url = create_database(server, "campaign_report_bench")
-        upgrade(url)
-        yield url
 
 
 def _content(session: Session) -> tuple[int, int, list[int]]:
@@ -372,7 +356,7 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
 def run(kind: str, posts: int, snapshots: int, repeat: int) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="report-bench-") as tmp,
-        database(kind, Path(tmp)) as url,
+        database(kind, Path(tmp), "report_bench") as url,
     ):
         started = time.perf_counter()
         org_id, exp_ids = build(url, kind, posts, snapshots)
