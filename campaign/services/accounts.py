@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from campaign.models import LoginAttempt, Membership, Role, User
 from campaign.services import NotFound, PermissionDenied, ServiceError, audit
@@ -136,6 +136,24 @@ def membership_for(session: Session, user_id: int, organisation_id: int) -> Memb
             Membership.user_id == user_id, Membership.organisation_id == organisation_id
         )
     )
+
+
+def user_with_memberships(session: Session, user_id: int) -> User | None:
+    """The user with every membership and its organisation loaded (two statements), as each
+    signed-in request needs them: the current membership, and the organisation switcher."""
+    return session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .options(selectinload(User.memberships).joinedload(Membership.organisation))
+    )
+
+
+def pick_membership(user: User, organisation_id: int | None) -> Membership | None:
+    """The user's membership of that organisation if it has one, else the first (the one a
+    sign-in lands in); from the loaded memberships."""
+    ordered = sorted(user.memberships, key=lambda m: m.id)
+    chosen = [m for m in ordered if m.organisation_id == organisation_id] or ordered
+    return chosen[0] if chosen else None
 
 
 def primary_membership(session: Session, user_id: int) -> Membership | None:

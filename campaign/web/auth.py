@@ -71,14 +71,11 @@ def _load_user(user_id: str) -> SessionUser | None:
         uid, version = int(raw_id), int(raw_version)
     except ValueError:
         return None
-    db = get_session()
-    user = db.get(User, uid)
+    user = accounts.user_with_memberships(get_session(), uid)
     if user is None or not user.is_active or user.session_version != version:
         return None
     org_id = session.get("org_id")
-    membership = (
-        accounts.membership_for(db, uid, int(org_id)) if org_id is not None else None
-    ) or accounts.primary_membership(db, uid)
+    membership = accounts.pick_membership(user, int(org_id) if org_id is not None else None)
     return SessionUser(user, membership) if membership else None
 
 
