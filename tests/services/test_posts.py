@@ -396,9 +396,9 @@ def test_every_state_change_is_in_the_audit_trail_with_who_and_when(db, world):
     posts.approve_post(db, home.org, post.id, actor(home, "manager"), NOW)
     posts.cancel_post(db, home.org, post.id, actor(home, "manager"), NOW)
     events = db.scalars(
-        select(AuditEvent).where(
-            AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id
-        )
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id)
+        .order_by(AuditEvent.id)  # without an order PostgreSQL may return them in any order
     ).all()
     assert [e.action for e in events] == [
         "post.created", "post.submitted", "post.approved", "post.scheduled", "post.cancelled",
